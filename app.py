@@ -1,0 +1,18 @@
+"""Real-time NSE stock market dashboard: ``streamlit run app.py``.
+
+Trades inserted into MongoDB reach this app through CDC, Kafka and a Spark Structured Streaming
+query that runs inside this process (started once, see ``ui/runtime.py``).
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="Stock market dashboard", page_icon="📈", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page("pages/dashboard.py", title="Dashboard", icon="📊", default=True, url_path="dashboard"),
+        st.Page("pages/stock.py", title="Stock", icon="📈", url_path="stock"),
+        st.Page("pages/simulator.py", title="Simulator", icon="🎲", url_path="simulator"),
+    ]
+)
+navigation.run()

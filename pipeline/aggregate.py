@@ -1,0 +1,154 @@
+"""Per-symbol analytics of one micro-batch, as pure DataFrame transformations, and their merge rule.
+
+Every metric is *mergeable*: the aggregate of a batch combined with the aggregate of everything
+before gives the aggregate of the union, whatever the order of ticks or the batch boundaries:
+count and volume add up, low/high are min/max, NAV is the price of the tick with the greatest
+(trade time, event id) and open the one with the least, turnover (price x quantity, exact decimals)
+adds up so VWAP = turnover / volume is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from pyspark.sql import DataFrame
+
+
+RECENT_TICKS_PER_BATCH = 50
+TURNOVER_TYPE = "DECIMAL(38,4)"
+
+
+def _metrics(is_tick: str) -> str:
+    """SQL of the mergeable metrics over the rows where ``is_tick`` holds (others are left out)."""
+    def tick(expression: str) -> str:
+        return f"CASE WHEN {is_tick} THEN {expression} END"
+
+    by_time = "struct(trade_time, event_id, price)"
+    return f"""
+    count({tick("1")}) AS trades,
+    min({tick("price")}) AS low,
+    max({tick("price")}) AS high,
+    max({tick(by_time)}) AS last,
+    min({tick(by_time)}) AS first,
+    sum({tick("quantity")}) AS volume,
+    sum({tick(f"CAST(price * quantity AS {TURNOVER_TYPE})")}) AS turnover"""
+
+
+def _flat(time: str = "{}") -> str:
+    """The metrics' columns, NAV and open taken out of their (time, id, price) structs."""
+    return f"""trades, low, high,
+    last.price AS nav, {time.format("last.trade_time")} AS nav_time, last.event_id AS nav_event_id,
+    first.price AS open, {time.format("first.trade_time")} AS open_time, first.event_id AS open_event_id,
+    volume, turnover"""
+
+
+AGGREGATE_SQL = f"""
+SELECT symbol, {_flat()}
+FROM (SELECT symbol, {_metrics("true")} FROM {{ticks}} GROUP BY symbol)
+"""
+
+SUMMARY_SQL = f"""
+WITH classified AS (
+  SELECT *,
+    CASE WHEN reject_reason IS NOT NULL THEN concat('rejected:', reject_reason)
+         WHEN op = 'delete' THEN 'delete' ELSE 'tick' END AS outcome
+  FROM {{parsed}}
+), grouped AS (
+  SELECT outcome, CASE WHEN outcome = 'tick' THEN symbol END AS symbol,
+    count(1) AS messages,
+    {_metrics("outcome = 'tick'")},
+    slice(sort_array(collect_list(CASE WHEN outcome = 'tick' THEN struct(
+      unix_micros(trade_time) AS trade_time_us, event_id, trade_id, price, quantity, side,
+      unix_micros(ingest_time) AS ingest_time_us) END), false), 1, :recent) AS recent,
+    collect_list(CASE WHEN outcome LIKE 'rejected:%' THEN struct(
+      event_id, symbol, reject_reason, raw, topic, partition, offset,
+      unix_micros(ingest_time) AS ingest_time_us) END) AS rejected
+  FROM classified
+  GROUP BY 1, 2
+)
+SELECT outcome, symbol, messages, {_flat("unix_micros({})")}, recent, rejected FROM grouped
+"""
+
+
+def aggregate_ticks(ticks: DataFrame) -> DataFrame:
+    """One row per symbol: the mergeable summary of the given (valid) ticks."""
+    return ticks.sparkSession.sql(AGGREGATE_SQL, ticks=ticks)
+
+
+def summarize_batch(parsed: DataFrame, recent_per_symbol: int = RECENT_TICKS_PER_BATCH) -> DataFrame:
+    """Everything a micro-batch yields, in one Spark job (each job costs tens of ms of scheduling).
+
+    One row per (outcome, symbol), outcome being ``tick``, ``delete`` or ``rejected:<reason>``:
+    the metrics of ``aggregate_ticks`` for ticks, the latest ticks for charts, and the rejected
+    messages themselves for the dead-letter places. Times leave as epoch microseconds (UTC):
+    pyspark would turn timestamps into naive local times.
+    """
+    return parsed.sparkSession.sql(SUMMARY_SQL, args={"recent": recent_per_symbol}, parsed=parsed)
+
+
+@dataclass(frozen=True)
+class StockAggregate:
+    """Everything known about one symbol since the start; immutable, so snapshots can share it."""
+
+    symbol: str
+    trades: int
+    low: Decimal
+    high: Decimal
+    nav: Decimal
+    nav_time: datetime
+    nav_event_id: str
+    open: Decimal
+    open_time: datetime
+    open_event_id: str
+    volume: int
+    turnover: Decimal
+
+    @property
+    def vwap(self) -> Decimal | None:
+        return (
+            (self.turnover / self.volume).quantize(Decimal("0.0001"))
+            if self.volume
+            else None
+        )
+
+    @property
+    def change_pct(self) -> float | None:
+        return float((self.nav - self.open) / self.open * 100) if self.open else None
+
+    @property
+    def last_trade_time(self) -> datetime:
+        return self.nav_time
+
+    @classmethod
+    def from_row(cls, row: dict) -> StockAggregate:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+def merge(old: StockAggregate | None, new: StockAggregate) -> StockAggregate:
+    """The aggregate of both sets of ticks. Associative and commutative."""
+    if old is None:
+        return new
+    latest = max(
+        (old.nav_time, old.nav_event_id, old.nav),
+        (new.nav_time, new.nav_event_id, new.nav),
+    )
+    earliest = min(
+        (old.open_time, old.open_event_id, old.open),
+        (new.open_time, new.open_event_id, new.open),
+    )
+    return replace(
+        old,
+        trades=old.trades + new.trades,
+        low=min(old.low, new.low),
+        high=max(old.high, new.high),
+        nav_time=latest[0],
+        nav_event_id=latest[1],
+        nav=latest[2],
+        open_time=earliest[0],
+        open_event_id=earliest[1],
+        open=earliest[2],
+        volume=old.volume + new.volume,
+        turnover=old.turnover + new.turnover,
+    )

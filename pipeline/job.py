@@ -1,0 +1,243 @@
+"""The streaming job: Spark's Kafka source -> parse -> per-batch aggregates -> MarketState (+ MongoDB).
+
+``MarketJob`` owns the SparkSession and the query. It starts in a background thread (a SparkSession
+takes ~10 s to start; the app must not freeze meanwhile), and ``stop()`` is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from pipeline import mongo
+from pipeline.aggregate import StockAggregate, summarize_batch
+from pipeline.settings import Settings
+from pipeline.state import BatchReport, MarketState, Tick
+from pipeline.store import AggregateStore, checkpoint_lineage
+from pipeline.trades import parse_change_events
+
+log = logging.getLogger("stockdash.job")
+
+QUERY_NAME = "stockdash_market"
+SYMBOL_REFRESH_S = 10.0
+
+
+def spark_session(settings: Settings) -> SparkSession:
+    """A SparkSession tuned for small, frequent micro-batches (see shared notes on 2 cores)."""
+    from stack.jvm import spark_jars
+
+    # Workers must run this interpreter (the venv's), and everything stays on loopback.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = (
+        SparkSession.builder.master(settings.spark_master)
+        .appName("stockdash")
+        .config("spark.jars", spark_jars(settings.data_dir / "classpath"))
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "1g")
+        .config("spark.driver.extraJavaOptions", "-XX:+UseG1GC -Duser.timezone=UTC")
+        .config("spark.sql.streaming.minBatchesToRetain", "20")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _utc(micros: int | None) -> datetime | None:
+    if micros is None:
+        return None
+    return datetime.fromtimestamp(micros / 1_000_000, tz=timezone.utc)
+
+
+def _to_aggregate(row: Any) -> StockAggregate:
+    values = row.asDict()
+    values["nav_time"] = _utc(values["nav_time"])
+    values["open_time"] = _utc(values["open_time"])
+    return StockAggregate.from_row(values)
+
+
+def _to_tick(symbol: str, row: Any) -> Tick:
+    return Tick(
+        symbol=symbol,
+        trade_time=_utc(row.trade_time_us),
+        event_id=row.event_id,
+        trade_id=row.trade_id,
+        price=row.price,
+        quantity=row.quantity,
+        side=row.side,
+        ingest_time=_utc(row.ingest_time_us),
+    )
+
+
+def _summary(error_text: str) -> str:
+    """One line of a Spark/py4j error: the innermost exception message, not a trace."""
+    lines = [line.strip() for line in error_text.splitlines() if line.strip() and not line.strip().startswith("at ")]
+    for line in reversed(lines):
+        if "Error" in line.split(":")[0] or "Exception" in line.split(":")[0]:
+            return line[:500]
+    return (lines[0] if lines else "unknown error")[:500]
+
+
+class BatchHandler:
+    """The ``foreachBatch`` function: collects small results and hands them to state and store."""
+
+    def __init__(self, settings: Settings, state: MarketState, store: AggregateStore | None) -> None:
+        self.settings = settings
+        self.state = state
+        self.store = store
+        self._symbols: frozenset[str] = frozenset()
+        self._symbols_at = 0.0
+
+    def known_symbols(self) -> frozenset[str]:
+        if time.monotonic() - self._symbols_at > SYMBOL_REFRESH_S or not self._symbols:
+            client = mongo.client(self.settings)
+            try:
+                self._symbols = frozenset(doc["_id"] for doc in client[self.settings.database]["stock"].find({}, {"_id": 1}))
+            finally:
+                client.close()
+            self._symbols_at = time.monotonic()
+        return self._symbols
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        rows = summarize_batch(parse_change_events(batch, self.known_symbols())).collect()
+        if not rows:
+            return
+        aggregates, recent, rejected, deletes = [], [], Counter(), 0
+        for row in rows:
+            if row.outcome == "tick":
+                aggregates.append(_to_aggregate(row))
+                recent.extend(_to_tick(row.symbol, tick) for tick in row.recent)
+            elif row.outcome == "delete":
+                deletes += row.messages
+            else:
+                rejected[row.outcome.removeprefix("rejected:")] += row.messages
+        merged = self.state.merged_with(batch_id, aggregates)
+        if self.store is not None:
+            self.store.save(batch_id, merged)  # before the state: a crash in between re-runs the batch
+        report = BatchReport(batch_id, time.time(), time.monotonic() - started,
+                             sum(row.messages for row in rows), sum(a.trades for a in aggregates))
+        self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report)
+
+
+class MarketJob:
+    """The Spark query feeding a MarketState; one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: MarketState | None = None,
+        *,
+        persist: bool = True,
+        spark: SparkSession | None = None,
+    ) -> None:
+        self.settings = settings
+        self.state = state or MarketState()
+        self.persist = persist
+        self.spark: SparkSession | None = spark
+        self._owns_spark = spark is None  # a session handed in (tests, a host app) is left running
+        self.query: StreamingQuery | None = None
+        self.error: str | None = None
+        self._started = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._mongo = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> MarketJob:
+        """Start synchronously; raises on failure."""
+        checkpoint = self.settings.effective_checkpoint_dir / QUERY_NAME
+        store = None
+        if self.persist:
+            self._mongo = mongo.client(self.settings)
+            mongo.check_reachable(self.settings, self._mongo)
+            store = AggregateStore(self._mongo[self.settings.database], checkpoint_lineage(checkpoint))
+            self.state.load(store.load())
+        if self.spark is None:
+            self.spark = spark_session(self.settings)
+        source = (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", self.settings.effective_kafka_bootstrap)
+            .option("subscribe", self.settings.trades_topic)
+            .option("startingOffsets", "earliest")
+            .option("failOnDataLoss", "false")
+            .option("maxOffsetsPerTrigger", 500_000)
+            .load()
+        )
+        writer = (
+            source.writeStream.queryName(QUERY_NAME)
+            .foreachBatch(BatchHandler(self.settings, self.state, store))
+            .option("checkpointLocation", str(checkpoint))
+        )
+        if self.settings.trigger_interval_ms:
+            writer = writer.trigger(processingTime=f"{self.settings.trigger_interval_ms} milliseconds")
+        self.query = writer.start()
+        self._started.set()
+        log.info("streaming query started: %s -> MarketState (checkpoint %s)", self.settings.trades_topic, checkpoint)
+        return self
+
+    def start_in_background(self) -> MarketJob:
+        def run() -> None:
+            try:
+                self.start()
+            except Exception as exc:  # noqa: BLE001 - reported on the page, not as a trace
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.state.record_error(self.error)
+                log.error("streaming query failed to start: %s", self.error)
+
+        self._thread = threading.Thread(target=run, name="market-job-start", daemon=True)
+        self._thread.start()
+        return self
+
+    def status(self) -> dict[str, Any]:
+        """Where the query is: starting / running / failed / stopped, with its last progress."""
+        if self.error:
+            return {"state": "failed", "error": self.error}
+        if self.query is None:
+            return {"state": "stopped" if self._stopping.is_set() else "starting"}
+        exception = self.query.exception()
+        if exception is not None:
+            return {"state": "failed", "error": _summary(str(exception))}
+        return {"state": "running" if self.query.isActive else "stopped", "progress": self.query.lastProgress}
+
+    def wait_started(self, timeout: float) -> bool:
+        return self._started.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the query and the SparkSession; harmless when called twice."""
+        self._stopping.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=60)
+        if self.query is not None:
+            try:
+                self.query.stop()
+            except Exception:  # noqa: BLE001 - stopping a dead query must not hide the real problem
+                log.warning("stopping the query failed", exc_info=True)
+            self.query = None
+        if self.spark is not None and self._owns_spark:
+            self.spark.stop()
+        self.spark = None
+        if self._mongo is not None:
+            self._mongo.close()
+            self._mongo = None
+
+    def __enter__(self) -> MarketJob:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,163 @@
+"""The one settings object: every knob of the project, read from the environment in one place.
+
+Build it with ``Settings.from_env()`` when it is needed (never at import), so a test can set
+variables and build another. An address left unset means "use the embedded local stack", whose
+services ``stack`` starts on 127.0.0.1; an address that is set is used as it is and nothing
+is started for it (a real MongoDB replica set, a Kafka cluster, a Spark master).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable and the fix."""
+
+
+# (variable, default, meaning) — the README's configuration table is generated from this list.
+DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("MONGO_URI", "(embedded stand-in)", "MongoDB to use; a real deployment must be a replica set"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "(embedded broker)", "Kafka brokers, host:port[,host:port]"),
+    ("SPARK_MASTER", "local[2]", "Spark master URL for the streaming query"),
+    ("TRIGGER_INTERVAL_MS", "0", "micro-batch trigger; 0 starts the next batch as soon as one ends"),
+    ("STOCKDASH_DATA_DIR", ".local", "where the local stack keeps data, logs and checkpoints"),
+    ("CHECKPOINT_DIR", "$STOCKDASH_DATA_DIR/checkpoints", "Spark checkpoint folder"),
+    ("MONGO_DATABASE", "stockmarket", "database holding `stock` and `transaction`"),
+    ("TRADES_TOPIC", "stockmarket.transaction", "Kafka topic of change events"),
+    ("KAFKA_TOPIC_PARTITIONS", "2", "partitions of topics the project creates"),
+    ("CDC_MODE", "relay", "`relay` (our change-stream relay) or `connect` (MongoDB Kafka Connector)"),
+    ("CONNECT_URL", "(embedded worker)", "Kafka Connect REST URL when CDC_MODE=connect"),
+    ("CONNECT_PLUGIN_PATH", "$STOCKDASH_DATA_DIR/connect-plugins", "folder holding mongo-kafka-connect"),
+    ("LOCAL_MONGO_PORT", "27017", "port of the embedded MongoDB stand-in"),
+    ("LOCAL_KAFKA_PORT", "9092", "port of the embedded Kafka broker (controller: +1)"),
+    ("LOCAL_CONNECT_PORT", "8083", "REST port of the embedded Kafka Connect worker"),
+    ("DASHBOARD_REFRESH_MS", "1000", "how often the dashboard redraws itself"),
+)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number; unset it to use {default}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}; unset it to use {default}")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default, minimum=1)
+    if value > 65535:
+        raise SettingsError(f"{name}={value} is not a TCP port (1-65535)")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    mongo_uri: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    spark_master: str = "local[2]"
+    trigger_interval_ms: int = 0
+    data_dir: Path = PROJECT_ROOT / ".local"
+    checkpoint_dir: Path | None = None
+    database: str = "stockmarket"
+    trades_topic: str = "stockmarket.transaction"
+    topic_partitions: int = 2
+    cdc_mode: str = "relay"
+    connect_url: str | None = None
+    connect_plugin_path: Path | None = None
+    local_mongo_port: int = 27017
+    local_kafka_port: int = 9092
+    local_connect_port: int = 8083
+    dashboard_refresh_ms: int = 1000
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("STOCKDASH_DATA_DIR") or PROJECT_ROOT / ".local").resolve()
+        cdc_mode = env.get("CDC_MODE", "relay").strip().lower() or "relay"
+        if cdc_mode not in ("relay", "connect"):
+            raise SettingsError(f"CDC_MODE={cdc_mode!r} is unknown; use 'relay' (default) or 'connect'")
+        mongo_uri = env.get("MONGO_URI", "").strip() or None
+        if mongo_uri and not mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise SettingsError("MONGO_URI must start with mongodb:// or mongodb+srv://")
+        return cls(
+            mongo_uri=mongo_uri,
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
+            spark_master=env.get("SPARK_MASTER", "").strip() or "local[2]",
+            trigger_interval_ms=_int(env, "TRIGGER_INTERVAL_MS", 0),
+            data_dir=data_dir,
+            checkpoint_dir=Path(env["CHECKPOINT_DIR"]).resolve() if env.get("CHECKPOINT_DIR") else None,
+            database=env.get("MONGO_DATABASE", "").strip() or "stockmarket",
+            trades_topic=env.get("TRADES_TOPIC", "").strip() or "stockmarket.transaction",
+            topic_partitions=_int(env, "KAFKA_TOPIC_PARTITIONS", 2, minimum=1),
+            cdc_mode=cdc_mode,
+            connect_url=env.get("CONNECT_URL", "").strip() or None,
+            connect_plugin_path=Path(env["CONNECT_PLUGIN_PATH"]) if env.get("CONNECT_PLUGIN_PATH") else None,
+            local_mongo_port=_port(env, "LOCAL_MONGO_PORT", 27017),
+            local_kafka_port=_port(env, "LOCAL_KAFKA_PORT", 9092),
+            local_connect_port=_port(env, "LOCAL_CONNECT_PORT", 8083),
+            dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 1000, minimum=200),
+        )
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    # Derived addresses: what every component connects to.
+    @property
+    def effective_mongo_uri(self) -> str:
+        # The stand-in has no replica-set name, so its URI must not ask for one.
+        return self.mongo_uri or f"mongodb://127.0.0.1:{self.local_mongo_port}/?directConnection=true"
+
+    @property
+    def effective_kafka_bootstrap(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def effective_connect_url(self) -> str:
+        return self.connect_url or f"http://127.0.0.1:{self.local_connect_port}"
+
+    @property
+    def effective_checkpoint_dir(self) -> Path:
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
+
+    @property
+    def effective_connect_plugin_path(self) -> Path:
+        return self.connect_plugin_path or self.data_dir / "connect-plugins"
+
+    @property
+    def embedded_mongo(self) -> bool:
+        return self.mongo_uri is None
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    def service_env(self) -> dict[str, str]:
+        """Variables that hand these exact addresses to a child process (app, relay, job)."""
+        env = {
+            "MONGO_URI": self.effective_mongo_uri,
+            "KAFKA_BOOTSTRAP_SERVERS": self.effective_kafka_bootstrap,
+            "SPARK_MASTER": self.spark_master,
+            "TRIGGER_INTERVAL_MS": str(self.trigger_interval_ms),
+            "STOCKDASH_DATA_DIR": str(self.data_dir),
+            "CHECKPOINT_DIR": str(self.effective_checkpoint_dir),
+            "MONGO_DATABASE": self.database,
+            "TRADES_TOPIC": self.trades_topic,
+            "KAFKA_TOPIC_PARTITIONS": str(self.topic_partitions),
+            "CDC_MODE": self.cdc_mode,
+            "DASHBOARD_REFRESH_MS": str(self.dashboard_refresh_ms),
+        }
+        if self.cdc_mode == "connect":
+            env["CONNECT_URL"] = self.effective_connect_url
+        return env

@@ -1,0 +1,164 @@
+"""MarketState: the live per-symbol analytics the app reads, owned behind one lock.
+
+The Spark ``foreachBatch`` thread writes through :meth:`MarketState.apply_batch`; Streamlit's script
+threads read :meth:`MarketState.snapshot`, an immutable copy taken under the lock, never the live dicts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+
+from pipeline.aggregate import StockAggregate, merge
+
+RECENT_TICKS_KEPT = 500
+
+
+@dataclass(frozen=True)
+class Tick:
+    symbol: str
+    trade_time: datetime
+    event_id: str
+    trade_id: str | None
+    price: Decimal
+    quantity: int
+    side: str | None
+    ingest_time: datetime | None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one micro-batch did, for the Pipeline page."""
+
+    batch_id: int
+    finished_at: float
+    duration_s: float
+    messages: int
+    ticks: int
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    stocks: Mapping[str, StockAggregate]
+    recent_ticks: Mapping[str, tuple[Tick, ...]]
+    rejected_by_reason: Mapping[str, int]
+    deletes: int
+    version: int
+    updated_at: float | None
+    last_batch: BatchReport | None
+    query_error: str | None = None
+
+    @property
+    def total_trades(self) -> int:
+        return sum(stock.trades for stock in self.stocks.values())
+
+
+@dataclass
+class MarketState:
+    """Thread-safe holder of the market; every mutation bumps ``version``."""
+
+    recent_ticks_kept: int = RECENT_TICKS_KEPT
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stocks: dict[str, StockAggregate] = field(default_factory=dict, repr=False)
+    _applied_batch: dict[str, int] = field(default_factory=dict, repr=False)
+    _recent: dict[str, deque[Tick]] = field(default_factory=dict, repr=False)
+    _rejected: Counter = field(default_factory=Counter, repr=False)
+    _deletes: int = 0
+    _version: int = 0
+    _updated_at: float | None = None
+    _last_batch: BatchReport | None = None
+    _query_error: str | None = None
+    _changed: threading.Condition | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self._lock)
+
+    def load(self, stored: Mapping[str, tuple[StockAggregate, int]]) -> None:
+        """Start from persisted aggregates (symbol -> (aggregate, id of the last batch merged))."""
+        with self._lock:
+            for symbol, (aggregate, batch_id) in stored.items():
+                self._stocks[symbol] = aggregate
+                self._applied_batch[symbol] = batch_id
+            self._version += 1
+            self._updated_at = time.time() if stored else self._updated_at
+            self._changed.notify_all()
+
+    def merged_with(self, batch_id: int, aggregates: Iterable[StockAggregate]) -> list[StockAggregate]:
+        """Each batch aggregate merged into what is known, leaving out symbols that already have
+        this batch (a batch Spark re-runs after a crash must not count twice)."""
+        with self._lock:
+            return [
+                merge(self._stocks.get(aggregate.symbol), aggregate)
+                for aggregate in aggregates
+                if self._applied_batch.get(aggregate.symbol, -1) < batch_id
+            ]
+
+    def apply_batch(
+        self,
+        batch_id: int,
+        merged: Iterable[StockAggregate],
+        ticks: Iterable[Tick] = (),
+        rejected_by_reason: Mapping[str, int] | None = None,
+        deletes: int = 0,
+        report: BatchReport | None = None,
+    ) -> None:
+        """Install the results of one batch: ``merged`` comes from :meth:`merged_with`.
+
+        Only the query's batch thread writes, so nothing changes between the two calls.
+        """
+        merged = list(merged)
+        ticks = sorted(ticks, key=lambda tick: (tick.trade_time, tick.event_id))
+        with self._lock:
+            for aggregate in merged:
+                self._stocks[aggregate.symbol] = aggregate
+                self._applied_batch[aggregate.symbol] = batch_id
+            for tick in ticks:
+                recent = self._recent.setdefault(tick.symbol, deque(maxlen=self.recent_ticks_kept))
+                if recent and (tick.trade_time, tick.event_id) < (recent[-1].trade_time, recent[-1].event_id):
+                    # Out of order: rare; re-sort this symbol's window (it is small and bounded).
+                    recent.append(tick)
+                    ordered = sorted(recent, key=lambda t: (t.trade_time, t.event_id))
+                    recent.clear()
+                    recent.extend(ordered)
+                else:
+                    recent.append(tick)
+            self._rejected.update(rejected_by_reason or {})
+            self._deletes += deletes
+            if report is not None:
+                self._last_batch = report
+            if merged or ticks or rejected_by_reason or deletes:
+                self._version += 1
+                self._updated_at = time.time()
+            self._query_error = None
+            self._changed.notify_all()
+
+    def record_error(self, message: str | None) -> None:
+        with self._lock:
+            self._query_error = message
+            self._version += 1
+            self._changed.notify_all()
+
+    def snapshot(self) -> MarketSnapshot:
+        with self._lock:
+            return MarketSnapshot(
+                stocks=MappingProxyType(dict(self._stocks)),
+                recent_ticks=MappingProxyType({symbol: tuple(ticks) for symbol, ticks in self._recent.items()}),
+                rejected_by_reason=MappingProxyType(dict(self._rejected)),
+                deletes=self._deletes,
+                version=self._version,
+                updated_at=self._updated_at,
+                last_batch=self._last_batch,
+                query_error=self._query_error,
+            )
+
+    def wait_for_change(self, after_version: int, timeout: float) -> int:
+        """Block until ``version`` exceeds ``after_version`` (or timeout); returns the version."""
+        with self._lock:
+            self._changed.wait_for(lambda: self._version > after_version, timeout=timeout)
+            return self._version

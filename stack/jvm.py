@@ -1,0 +1,65 @@
+"""Classpaths of the JVM services, resolved by Maven from the repo's pom.xml and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.settings import PROJECT_ROOT
+
+POM = PROJECT_ROOT / "pom.xml"
+PROFILES = ("mongo", "kafka", "connect", "spark")
+
+
+class JvmError(RuntimeError):
+    """Java or Maven is missing or a classpath could not be resolved."""
+
+
+def java_executable() -> str:
+    java = shutil.which("java")
+    if not java:
+        raise JvmError("Java 17+ is needed and `java` is not on PATH: install a JDK (apt-get install openjdk-17-jdk)")
+    return java
+
+
+def classpath(profile: str, cache_dir: Path | None = None, *, quiet: bool = True) -> str:
+    """The classpath of a pom.xml profile; resolved once per pom version (Maven downloads on first use)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown JVM profile {profile!r}; expected one of {PROFILES}")
+    cache_dir = cache_dir or PROJECT_ROOT / ".local" / "classpath"
+    pom_hash = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+    cached = cache_dir / f"{profile}-{pom_hash}.txt"
+    if cached.exists():
+        entries = cached.read_text().strip().split(":")
+        if all(Path(entry).exists() for entry in entries):
+            return ":".join(entries)
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise JvmError("Maven is needed to fetch the JVM parts and `mvn` is not on PATH: apt-get install maven")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    print(f"[stack] resolving the '{profile}' classpath with Maven (first run downloads it) ...", file=sys.stderr)
+    cmd = [mvn, "-B", "-f", str(POM), "-P", profile, "dependency:build-classpath", f"-Dmdep.outputFile={tmp}"]
+    if quiet:
+        cmd.insert(1, "-q")
+    result = subprocess.run(cmd, capture_output=quiet, text=True)
+    if result.returncode != 0:
+        tail = (result.stdout or "")[-2000:] if quiet else ""
+        raise JvmError(f"mvn could not resolve profile '{profile}' of {POM}:\n{tail}")
+    tmp.replace(cached)
+    return cached.read_text().strip()
+
+
+def spark_jars(cache_dir: Path | None = None) -> str:
+    """Comma-separated jars for ``spark.jars``: Spark's Kafka source and what it needs beyond pyspark."""
+    return classpath("spark", cache_dir).replace(":", ",")
+
+
+if __name__ == "__main__":
+    # `python -m stack.jvm` fetches every profile, with Maven's progress visible.
+    for name in PROFILES:
+        classpath(name, quiet=False)
+        print(f"[stack] {name}: ok", file=sys.stderr)

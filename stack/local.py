@@ -1,0 +1,177 @@
+"""LocalStack: the embedded services, one process each, data and logs under ``settings.data_dir``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from pipeline import kafka_topics, mongo
+from pipeline.relay import relay_paths
+from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.stocks import seed_stocks
+from stack import jvm
+from stack.process import ServiceError, ServiceProcess
+
+STACK_DIR = Path(__file__).resolve().parent
+JVM_HEAP = ["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+
+
+class StackError(RuntimeError):
+    """The local stack could not be started; the message names the service and the fix."""
+
+
+class LocalStack:
+    """Start what ``settings`` leaves embedded, reuse what already runs, stop only what it started.
+
+    >>> with LocalStack(Settings.from_env()) as settings:   # doctest: +SKIP
+    ...     print(settings.effective_mongo_uri)
+    """
+
+    def __init__(self, settings: Settings, *, log=None) -> None:
+        self.settings = settings
+        self.run_dir = settings.data_dir / "run"
+        self._log = log or (lambda message: print(f"[stack] {message}", file=sys.stderr, flush=True))
+        self.services: dict[str, ServiceProcess] = {}
+        self._build_services()
+
+    # -- services ---------------------------------------------------------------------------
+    def _build_services(self) -> None:
+        s = self.settings
+        java = None
+        if s.embedded_mongo or s.embedded_kafka:
+            java = jvm.java_executable()
+        if s.embedded_mongo:
+            self.services["mongo"] = ServiceProcess(
+                name="mongo",
+                command=[java, *JVM_HEAP, "-cp", jvm.classpath("mongo"), str(STACK_DIR / "mongo" / "MongoLauncher.java"),
+                         "--port", str(s.local_mongo_port), "--data-dir", str(s.data_dir / "mongo")],
+                run_dir=self.run_dir,
+                port=s.local_mongo_port,
+                ready=lambda: mongo.ping(mongo.client(s, timeout_ms=500)),
+            )
+        if s.embedded_kafka:
+            self.services["kafka"] = ServiceProcess(
+                name="kafka",
+                command=[java, *JVM_HEAP, "-Dlog4j.configuration=none", "-cp", jvm.classpath("kafka"), "kafka.Kafka",
+                         str(self._kafka_config())],
+                run_dir=self.run_dir,
+                port=s.local_kafka_port,
+                ready=lambda: kafka_topics.kafka_ready(s.effective_kafka_bootstrap),
+                start_timeout=90,
+            )
+        if s.cdc_mode == "relay":
+            _, status_path = relay_paths(s)
+            self.services["cdc-relay"] = ServiceProcess(
+                name="cdc-relay",
+                command=[sys.executable, "-m", "pipeline.relay"],
+                run_dir=self.run_dir,
+                env=s.service_env(),
+                cwd=PROJECT_ROOT,
+                ready=lambda: _relay_running(status_path),
+            )
+        else:
+            from stack.connect import connect_service
+
+            if s.connect_url is None:
+                self.services["kafka-connect"] = connect_service(s, self.run_dir)
+
+    def _kafka_config(self) -> Path:
+        s = self.settings
+        kafka_dir = s.data_dir / "kafka"
+        log_dir = kafka_dir / "data"
+        config = kafka_dir / "server.properties"
+        kafka_dir.mkdir(parents=True, exist_ok=True)
+        template = (STACK_DIR / "kafka" / "server.properties.template").read_text()
+        config.write_text(template.format(port=s.local_kafka_port, controller_port=s.local_kafka_port + 1,
+                                          log_dir=log_dir))
+        if not (log_dir / "meta.properties").exists():
+            # KRaft needs its storage formatted once with a cluster id.
+            import subprocess
+
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            result = subprocess.run(
+                [jvm.java_executable(), *JVM_HEAP, "-cp", jvm.classpath("kafka"), "kafka.tools.StorageTool",
+                 "format", "-t", cluster_id, "-c", str(config)],
+                capture_output=True, text=True,
+            )
+            if result.returncode != 0:
+                raise StackError(f"formatting Kafka storage in {log_dir} failed:\n{result.stdout}{result.stderr}")
+        return config
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> Settings:
+        """Start (or reuse) every service in dependency order; returns settings with their addresses."""
+        started = time.monotonic()
+        try:
+            for name in ("mongo", "kafka"):
+                self._start(name)
+            self._prepare_data()
+            for name in ("kafka-connect", "cdc-relay"):
+                self._start(name)
+            if self.settings.cdc_mode == "connect":
+                from stack.connect import register_connector
+
+                register_connector(self.settings)
+        except (ServiceError, jvm.JvmError, mongo.MongoUnavailable) as exc:
+            self.stop()
+            raise StackError(str(exc)) from None
+        except BaseException:
+            self.stop()
+            raise
+        self._log(f"ready in {time.monotonic() - started:.1f}s")
+        return self.ready_settings
+
+    @property
+    def ready_settings(self) -> Settings:
+        s = self.settings
+        return s.with_changes(mongo_uri=s.effective_mongo_uri, kafka_bootstrap_servers=s.effective_kafka_bootstrap)
+
+    def _start(self, name: str) -> None:
+        service = self.services.get(name)
+        if service is None:
+            return
+        began = time.monotonic()
+        if service.start():
+            self._log(f"{name}: started in {time.monotonic() - began:.1f}s (log: {service.log_file})")
+        else:
+            self._log(f"{name}: already running, reused")
+
+    def _prepare_data(self) -> None:
+        client = mongo.client(self.settings)
+        try:
+            mongo.check_reachable(self.settings, client)
+            seed_stocks(client[self.settings.database])
+        finally:
+            client.close()
+        kafka_topics.ensure_topics(self.settings)
+
+    def stop(self) -> None:
+        """Stop what this object started, in reverse order; safe to call twice."""
+        for name in reversed(list(self.services)):
+            service = self.services[name]
+            if service.started_here:
+                service.stop()
+                service.started_here = False
+                self._log(f"{name}: stopped")
+
+    def stop_all(self) -> None:
+        """Stop every service of this data folder, whoever started it (``python -m stack down``)."""
+        for name in reversed(list(self.services)):
+            if self.services[name].running():
+                self.services[name].stop()
+                self._log(f"{name}: stopped")
+
+    def __enter__(self) -> Settings:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _relay_running(status_path: Path) -> bool:
+    status = json.loads(status_path.read_text())
+    return status.get("state") == "running" and time.time() - status.get("heartbeat_at", 0) < 5

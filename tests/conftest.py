@@ -1,0 +1,103 @@
+"""Session-scoped real services: the local stack on free ports in a temporary folder, one
+SparkSession, one streaming job. Nothing here is a mock."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from pipeline import mongo
+from pipeline.job import MarketJob, spark_session
+from pipeline.settings import PROJECT_ROOT, Settings
+from stack.local import LocalStack
+from stack.process import free_port
+
+TEST_SYMBOLS = tuple(f"ZT{index:03d}" for index in range(1, 81))  # listed in `stock` for tests only
+
+
+def _free_pair() -> int:
+    """A port p with p+1 free too (Kafka's controller listens on p+1)."""
+    for _ in range(50):
+        port = free_port()
+        if port < 65000:
+            try:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no two adjacent free ports")
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("stack")
+    env = {
+        "STOCKDASH_DATA_DIR": str(data_dir),
+        "LOCAL_MONGO_PORT": str(free_port()),
+        "LOCAL_KAFKA_PORT": str(_free_pair()),
+        "TRADES_TOPIC": f"test.transaction.{uuid.uuid4().hex[:8]}",
+    }
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def stack(base_settings: Settings) -> Iterator[Settings]:
+    with LocalStack(base_settings) as ready:
+        client = mongo.client(ready)
+        client[ready.database]["stock"].insert_many(
+            [{"_id": s, "symbol": s, "company": f"Test company {s}", "sector": "Test", "reference_price": 100.0}
+             for s in TEST_SYMBOLS]
+        )
+        client.close()
+        yield ready
+
+
+@pytest.fixture(scope="session")
+def spark(base_settings: Settings):
+    session = spark_session(base_settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def market_job(stack: Settings, spark) -> Iterator[MarketJob]:
+    job = MarketJob(stack, spark=spark).start()
+    yield job
+    job.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_client(stack: Settings) -> Iterator[MongoClient]:
+    client = mongo.client(stack)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def _symbol_pool() -> Iterator[str]:
+    return iter(TEST_SYMBOLS)
+
+
+@pytest.fixture
+def fresh_symbol(_symbol_pool) -> str:
+    """A listed symbol no other test has traded: its aggregates are this test's alone."""
+    return next(_symbol_pool)
+
+
+@pytest.fixture
+def transactions(stack: Settings, mongo_client: MongoClient):
+    return mongo_client[stack.database]["transaction"]
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = PROJECT_ROOT / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+

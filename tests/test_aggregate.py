@@ -1,0 +1,105 @@
+"""Per-batch aggregation (Spark) and the merge rule (Python) against the oracle."""
+
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from pipeline.aggregate import StockAggregate, aggregate_ticks, merge, summarize_batch
+from pipeline.trades import parse_change_events, valid_ticks
+from tests.events import change_event, kafka_rows, trade_doc
+from tests.oracle import OracleTick, expected_metrics
+
+KNOWN = {"INFY", "TCS", "ITC"}
+T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
+
+
+def make_ticks(count: int, seed: int) -> list[OracleTick]:
+    rng = random.Random(seed)
+    ticks = []
+    for index in range(count):
+        ticks.append(OracleTick(
+            event_id=f"ev{index:05d}",
+            symbol=rng.choice(sorted(KNOWN)),
+            price=Decimal(rng.randrange(1000, 200000)) / 100,
+            quantity=rng.randrange(1, 500),
+            # Few distinct times: many ties, broken by event id.
+            trade_time=T0 + timedelta(seconds=rng.randrange(0, 5)),
+        ))
+    return ticks
+
+
+def to_messages(ticks: list[OracleTick]) -> list[str]:
+    return [
+        change_event(t.event_id, trade_doc(t.symbol, str(t.price), t.quantity,
+                                           when=t.trade_time.isoformat().replace("+00:00", "Z")))
+        for t in ticks
+    ]
+
+
+def aggregates_of(spark, ticks: list[OracleTick]) -> dict[str, StockAggregate]:
+    parsed = parse_change_events(kafka_rows(spark, to_messages(ticks)), KNOWN)
+    rows = aggregate_ticks(valid_ticks(parsed)).collect()
+    return {row.symbol: StockAggregate.from_row(row.asDict()) for row in rows}
+
+
+def as_metrics(aggregate: StockAggregate) -> dict:
+    return {"trades": aggregate.trades, "low": aggregate.low, "high": aggregate.high, "nav": aggregate.nav,
+            "open": aggregate.open, "volume": aggregate.volume, "turnover": aggregate.turnover}
+
+
+@pytest.mark.spark
+def test_one_batch_matches_the_oracle(spark):
+    ticks = make_ticks(300, seed=7)
+    result = aggregates_of(spark, ticks)
+    assert {symbol: as_metrics(agg) for symbol, agg in result.items()} == expected_metrics(ticks)
+
+
+@pytest.mark.spark
+def test_any_batch_split_and_order_merges_to_the_same_result(spark):
+    ticks = make_ticks(120, seed=11)
+    expected = expected_metrics(ticks)
+    rng = random.Random(3)
+    for _ in range(3):
+        shuffled = ticks[:]
+        rng.shuffle(shuffled)
+        cuts = sorted(rng.sample(range(1, len(shuffled)), 3))
+        batches = [shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(shuffled)], strict=True)]
+        merged: dict[str, StockAggregate] = {}
+        for batch in batches:
+            for symbol, aggregate in aggregates_of(spark, batch).items():
+                merged[symbol] = merge(merged.get(symbol), aggregate)
+        assert {symbol: as_metrics(agg) for symbol, agg in merged.items()} == expected
+
+
+@pytest.mark.spark
+def test_summary_carries_ticks_deletes_and_rejects_in_one_result(spark):
+    messages = [
+        change_event("a", trade_doc("INFY", 10, 2)),
+        change_event("b", trade_doc("INFY", 12, 1, when="2025-11-24T10:00:01Z")),
+        change_event("c", None, op="delete"),
+        change_event("d", trade_doc("NOPE", 1)),
+        "garbage",
+    ]
+    rows = {(r.outcome, r.symbol): r for r in summarize_batch(parse_change_events(kafka_rows(spark, messages), KNOWN)).collect()}
+    tick = rows[("tick", "INFY")]
+    assert (tick.trades, tick.nav, tick.open, tick.volume) == (2, Decimal("12.0000"), Decimal("10.0000"), 3)
+    assert [t.event_id for t in tick.recent] == ["b", "a"]  # latest first
+    assert rows[("delete", None)].messages == 1
+    assert [r.event_id for r in rows[("rejected:unknown_symbol", None)].rejected] == ["d"]
+    assert rows[("rejected:not_json", None)].rejected[0].raw == "garbage"
+
+
+def test_merge_is_associative_and_commutative():
+    def agg(price: str, seconds: int, event_id: str, quantity: int = 1) -> StockAggregate:
+        p = Decimal(price)
+        t = T0 + timedelta(seconds=seconds)
+        return StockAggregate("INFY", 1, p, p, p, t, event_id, p, t, event_id, quantity, p * quantity)
+
+    a, b, c = agg("10", 5, "x"), agg("12", 5, "y"), agg("9", 1, "z", 3)
+    left = merge(merge(a, b), c)
+    right = merge(a, merge(c, b))
+    assert left == right
+    assert (left.nav, left.open, left.trades, left.low, left.high) == (Decimal("12"), Decimal("9"), 3, Decimal("9"), Decimal("12"))
+    assert left.vwap == Decimal("9.8000")  # (10 + 12 + 27) / 5

@@ -1,0 +1,109 @@
+"""The whole path on real parts: pymongo insert -> change stream -> relay -> Kafka -> Spark -> MarketState."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from kafka import KafkaConsumer
+
+from pipeline.waits import wait_until
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 1, 5, 9, 15, tzinfo=timezone.utc)
+
+
+def wait_for_trades(job, symbol: str, count: int, timeout: float = 60):
+    return wait_until(
+        lambda: (agg := job.state.snapshot().stocks.get(symbol)) is not None and agg.trades >= count and agg,
+        timeout=timeout,
+        what=f"{count} trades of {symbol} in MarketState",
+        describe=lambda: repr(job.state.snapshot().stocks.get(symbol)),
+    )
+
+
+def test_inserted_trades_show_up_with_exact_numbers(market_job, transactions, fresh_symbol):
+    docs = [
+        {"symbol": fresh_symbol, "side": "buy", "price": 101.5, "quantity": 10, "trade_time": T0 + timedelta(seconds=3)},
+        {"symbol": fresh_symbol, "side": "sell", "price": 99.25, "quantity": 5, "trade_time": T0 + timedelta(seconds=1)},
+        # Latest by trade time though inserted before the last one: NAV is chosen by event time.
+        {"symbol": fresh_symbol, "side": "buy", "price": 100.0, "quantity": 1, "trade_time": T0 + timedelta(seconds=9)},
+        {"symbol": fresh_symbol, "side": "buy", "price": 104.75, "quantity": 4, "trade_time": T0 + timedelta(seconds=2)},
+    ]
+    transactions.insert_many(docs)
+    agg = wait_for_trades(market_job, fresh_symbol, 4)
+    assert agg.trades == 4
+    assert (agg.low, agg.high) == (Decimal("99.25"), Decimal("104.75"))
+    assert agg.nav == Decimal("100.00")
+    assert agg.open == Decimal("99.25")
+    assert agg.last_trade_time == T0 + timedelta(seconds=9)
+    assert agg.volume == 20
+    assert agg.vwap == Decimal("101.5125")  # (1015 + 496.25 + 100 + 419) / 20
+
+
+def test_updates_are_ticks_and_deletes_change_nothing(market_job, transactions, fresh_symbol):
+    inserted = transactions.insert_one({"symbol": fresh_symbol, "price": 50, "quantity": 2, "trade_time": T0}).inserted_id
+    wait_for_trades(market_job, fresh_symbol, 1)
+    deletes_before = market_job.state.snapshot().deletes
+    transactions.update_one({"_id": inserted}, {"$set": {"price": 55, "trade_time": T0 + timedelta(seconds=5)}})
+    agg = wait_for_trades(market_job, fresh_symbol, 2)
+    assert (agg.nav, agg.high, agg.low) == (Decimal("55"), Decimal("55"), Decimal("50"))
+    transactions.delete_one({"_id": inserted})
+    wait_until(lambda: market_job.state.snapshot().deletes > deletes_before, timeout=60, what="delete counted")
+    assert market_job.state.snapshot().stocks[fresh_symbol].trades == 2
+
+
+def test_bad_documents_are_counted_and_the_stream_goes_on(market_job, transactions, fresh_symbol):
+    before = dict(market_job.state.snapshot().rejected_by_reason)
+    transactions.insert_many([
+        {"symbol": fresh_symbol, "price": -1, "quantity": 1, "trade_time": T0},
+        {"symbol": "NOT-LISTED", "price": 10, "quantity": 1, "trade_time": T0},
+        {"symbol": fresh_symbol, "price": 20, "quantity": 1, "trade_time": T0},
+    ])
+    agg = wait_for_trades(market_job, fresh_symbol, 1)
+    after = market_job.state.snapshot().rejected_by_reason
+    assert agg.trades == 1 and agg.nav == Decimal("20")
+    assert after.get("invalid_price", 0) - before.get("invalid_price", 0) == 1
+    assert after.get("unknown_symbol", 0) - before.get("unknown_symbol", 0) == 1
+
+
+def test_original_design_documents_are_accepted(market_job, transactions, fresh_symbol):
+    transactions.insert_one({"stock": fresh_symbol, "price": "250.5", "type": "buy"})
+    agg = wait_for_trades(market_job, fresh_symbol, 1)
+    assert agg.nav == Decimal("250.5") and agg.volume == 1
+
+
+def test_change_events_are_on_the_kafka_topic(stack, transactions, fresh_symbol):
+    inserted = transactions.insert_one({"symbol": fresh_symbol, "price": 12.5, "quantity": 3, "trade_time": T0}).inserted_id
+    consumer = KafkaConsumer(stack.trades_topic, bootstrap_servers=stack.effective_kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=1000, enable_auto_commit=False)
+    found = []
+
+    def seen() -> bool:
+        for message in consumer:
+            event = json.loads(message.value)
+            if event.get("fullDocument", {}).get("symbol") == fresh_symbol:
+                found.append((message.key, event))
+        return bool(found)
+
+    try:
+        wait_until(seen, timeout=60, what=f"a change event of {fresh_symbol} on {stack.trades_topic}")
+    finally:
+        consumer.close()
+    key, event = found[0]
+    assert key == fresh_symbol.encode()  # keyed by symbol: one symbol's events stay in order
+    assert event["operationType"] == "insert"
+    assert event["_id"]["_data"]  # the event's own id
+    assert "$timestamp" in event["clusterTime"]  # and its cluster time
+    assert event["fullDocument"]["_id"] == {"$oid": str(inserted)}
+    assert event["fullDocument"]["price"] == 12.5
+
+
+def test_aggregates_are_persisted_in_mongodb(market_job, stack, mongo_client, transactions, fresh_symbol):
+    transactions.insert_one({"symbol": fresh_symbol, "price": 77, "quantity": 7, "trade_time": T0})
+    wait_for_trades(market_job, fresh_symbol, 1)
+    stored = wait_until(lambda: mongo_client[stack.database]["stock_aggregates"].find_one({"_id": fresh_symbol}),
+                        timeout=30, what="stored aggregate")
+    assert stored["trades"] == 1 and stored["nav"].to_decimal() == Decimal("77")

@@ -1,0 +1,74 @@
+"""MarketState: one lock, snapshots are copies, replayed batches do not count twice."""
+
+import threading
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from pipeline.aggregate import StockAggregate
+from pipeline.state import MarketState, Tick
+
+T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
+
+
+def agg(symbol: str, price: str, trades: int = 1) -> StockAggregate:
+    p = Decimal(price)
+    return StockAggregate(symbol, trades, p, p, p, T0, "e", p, T0, "e", trades, p * trades)
+
+
+def test_snapshot_is_a_copy_that_later_batches_do_not_change():
+    state = MarketState()
+    state.apply_batch(0, state.merged_with(0, [agg("INFY", "10")]))
+    before = state.snapshot()
+    state.apply_batch(1, state.merged_with(1, [agg("INFY", "11"), agg("TCS", "5")]))
+    assert set(before.stocks) == {"INFY"} and before.stocks["INFY"].trades == 1
+    after = state.snapshot()
+    assert after.stocks["INFY"].trades == 2 and after.version > before.version
+
+
+def test_a_batch_applied_twice_counts_once_per_symbol():
+    state = MarketState()
+    state.load({"INFY": (agg("INFY", "10", trades=4), 7)})
+    assert state.merged_with(7, [agg("INFY", "11")]) == []  # batch 7 is already in INFY
+    merged = state.merged_with(8, [agg("INFY", "11"), agg("TCS", "3")])
+    assert {a.symbol: a.trades for a in merged} == {"INFY": 5, "TCS": 1}
+
+
+def test_recent_ticks_are_kept_in_trade_time_order_and_bounded():
+    state = MarketState(recent_ticks_kept=3)
+    ticks = [Tick("INFY", T0 + timedelta(seconds=s), f"e{s}", None, Decimal(s), 1, "buy", None) for s in (5, 1, 4, 2, 3)]
+    state.apply_batch(0, [], ticks[:2])
+    state.apply_batch(1, [], ticks[2:])
+    assert [t.event_id for t in state.snapshot().recent_ticks["INFY"]] == ["e3", "e4", "e5"]
+
+
+def test_readers_and_a_writer_in_threads_see_consistent_snapshots():
+    state = MarketState()
+    stop = threading.Event()
+    seen_errors = []
+
+    def reader():
+        while not stop.is_set():
+            snap = state.snapshot()
+            total = sum(s.trades for s in snap.stocks.values())
+            if total != snap.total_trades:
+                seen_errors.append(total)
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    for batch in range(300):
+        state.apply_batch(batch, state.merged_with(batch, [agg("INFY", "10"), agg("TCS", "20")]))
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert seen_errors == []
+    assert state.snapshot().total_trades == 600
+
+
+def test_wait_for_change_returns_when_a_batch_lands():
+    state = MarketState()
+    version = state.snapshot().version
+    timer = threading.Timer(0.05, lambda: state.apply_batch(0, state.merged_with(0, [agg("ITC", "4")])))
+    timer.start()
+    assert state.wait_for_change(version, timeout=10) > version
+    timer.join()

@@ -1,0 +1,1 @@
+"""Pieces shared by the Streamlit pages: the process-wide runtime and formatting."""

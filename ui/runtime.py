@@ -1,0 +1,93 @@
+"""The app's process-wide runtime: settings, MarketState, the Spark query and a MongoDB client.
+
+Made once per process by ``st.cache_resource`` (never at import); the query starts in the background
+so the first page renders at once and shows "starting" until Spark is up.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import streamlit as st
+from pymongo import MongoClient
+
+from pipeline import mongo
+from pipeline.job import MarketJob
+from pipeline.settings import Settings
+from pipeline.state import MarketState
+from pipeline.stocks import NSE_STOCKS, Stock
+
+log = logging.getLogger("stockdash.app")
+
+
+@dataclass
+class AppRuntime:
+    settings: Settings
+    state: MarketState
+    job: MarketJob | None
+    mongo: MongoClient
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.job is not None:
+            self.job.stop()
+        self.mongo.close()
+
+    def query_status(self) -> dict:
+        return self.job.status() if self.job is not None else {"state": "external"}
+
+
+_installed: AppRuntime | None = None
+
+
+def install(runtime: AppRuntime) -> None:
+    """Use a runtime made by the embedding process (a test, or a host running the job itself)."""
+    global _installed
+    _installed = runtime
+
+
+@st.cache_resource(show_spinner=False)
+def _create_runtime() -> AppRuntime:
+    settings = Settings.from_env()
+    state = MarketState()
+    job = MarketJob(settings, state).start_in_background()
+    runtime = AppRuntime(settings, state, job, mongo.client(settings))
+    atexit.register(runtime.stop)
+    return runtime
+
+
+def get_runtime() -> AppRuntime:
+    return _installed or _create_runtime()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _stocks_from_db(uri_key: str, database: str) -> list[tuple]:
+    runtime = get_runtime()
+    cursor = runtime.mongo[database]["stock"].find({}, {"_id": 1, "company": 1, "sector": 1, "reference_price": 1})
+    return sorted((doc["_id"], doc.get("company", ""), doc.get("sector", ""), float(doc.get("reference_price", 0)))
+                  for doc in cursor)
+
+
+def listed_stocks() -> dict[str, Stock]:
+    """Symbol -> reference data, from ``stockmarket.stock`` (the built-in list if MongoDB is down)."""
+    runtime = get_runtime()
+    try:
+        rows = _stocks_from_db(str(id(runtime)), runtime.settings.database)
+    except Exception:  # noqa: BLE001 - the banner on the page reports MongoDB being down
+        rows = []
+    return {row[0]: Stock(*row) for row in rows} or {stock.symbol: stock for stock in NSE_STOCKS}
+
+
+def mongo_problem(runtime: AppRuntime) -> str | None:
+    """A sentence for the banner when MongoDB is unreachable, else None."""
+    try:
+        mongo.check_reachable(runtime.settings, runtime.mongo)
+    except mongo.MongoUnavailable as exc:
+        return str(exc)
+    return None

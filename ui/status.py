@@ -1,0 +1,19 @@
+"""Banners for services that are down or starting: words, never a stack trace."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.runtime import AppRuntime, mongo_problem
+
+
+def show_service_banners(runtime: AppRuntime) -> None:
+    problem = mongo_problem(runtime)
+    if problem:
+        st.error(f"MongoDB is unavailable: {problem}", icon="🛑")
+    status = runtime.query_status()
+    if status["state"] == "starting":
+        st.info("Starting the streaming query (Spark takes about ten seconds) …", icon="⏳")
+    elif status["state"] == "failed":
+        st.error(f"The streaming query stopped: {status.get('error')}. Check that Kafka is running "
+                 "(`python -m stack status`) and restart the app.", icon="🛑")
