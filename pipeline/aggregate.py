@@ -15,7 +15,6 @@ from decimal import Decimal
 
 from pyspark.sql import DataFrame
 
-
 RECENT_TICKS_PER_BATCH = 50
 TURNOVER_TYPE = "DECIMAL(38,4)"
 

@@ -77,7 +77,10 @@ class LocalStack:
             from stack.connect import connect_service
 
             if s.connect_url is None:
-                self.services["kafka-connect"] = connect_service(s, self.run_dir)
+                try:
+                    self.services["kafka-connect"] = connect_service(s, self.run_dir)
+                except ServiceError as exc:
+                    raise StackError(str(exc)) from None
 
     def _kafka_config(self) -> Path:
         s = self.settings

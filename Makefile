@@ -1,0 +1,30 @@
+# The two commands of the README, and a few helpers. Each one installs what it needs first.
+PY := .venv/bin/python
+export STREAMLIT_BROWSER_GATHER_USAGE_STATS := false
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: bootstrap run test bench stack-up stack-down stack-status lint
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## run: start the local stack (MongoDB stand-in, Kafka, CDC relay) and the app on http://127.0.0.1:8501
+run: bootstrap
+	$(PY) -m stack run -- $(PY) -m streamlit run app.py --server.headless true \
+	  --server.address 127.0.0.1 --server.port $${APP_PORT:-8501}
+
+## test: the whole test suite on real services (started and stopped by the tests)
+test: bootstrap
+	$(PY) -m pytest
+
+stack-up: bootstrap
+	$(PY) -m stack up
+
+stack-down:
+	$(PY) -m stack down
+
+stack-status:
+	$(PY) -m stack status
+
+lint:
+	$(PY) -m ruff check .

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Everything the project needs on a fresh Linux machine with Java 17+, Maven and Python 3.11+:
+# a virtualenv with requirements.txt, and the JVM parts of pom.xml. A second run reuses both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "error: $*" >&2; exit 2; }
+
+PYTHON=${PYTHON:-python3}
+command -v "$PYTHON" >/dev/null || fail "Python 3.11+ is needed and '$PYTHON' is not on PATH"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || fail "Python 3.11+ is needed; '$PYTHON' is $("$PYTHON" --version 2>&1). Set PYTHON=/path/to/python3.11"
+command -v java >/dev/null || fail "Java 17+ is needed and 'java' is not on PATH (Debian: apt-get install openjdk-17-jdk-headless)"
+java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p' | cut -d. -f1)
+[ "${java_major:-0}" -ge 17 ] || fail "Java 17+ is needed; 'java' is version ${java_major:-unknown}"
+command -v mvn >/dev/null || fail "Maven is needed to fetch Kafka, Spark's Kafka source and the MongoDB stand-in (apt-get install maven)"
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[bootstrap] creating the virtualenv in .venv"
+  "$PYTHON" -m venv .venv
+fi
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+have=$(cat .venv/.requirements.sha256 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  echo "[bootstrap] installing requirements.txt into .venv (first run: a few minutes)"
+  .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt
+  echo "$want" > .venv/.requirements.sha256
+fi
+
+echo "[bootstrap] JVM parts (Maven; cached after the first run)"
+.venv/bin/python -m stack.jvm
