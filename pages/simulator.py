@@ -38,14 +38,15 @@ if submitted:
                    icon="✅")
 
 st.subheader("A burst of random-walk trades")
+burst_symbols = st.multiselect("Symbols", sorted(stocks), default=sorted(stocks), key="burst_symbols")
 count = st.slider("Trades", min_value=10, max_value=5000, value=200, step=10, key="burst_count")
 volatility = st.slider("Volatility per trade (%)", 0.05, 2.0, 0.2, 0.05, key="burst_volatility")
-if st.button("Insert burst", key="burst"):
-    walk = st.session_state.setdefault("random_walk", RandomWalk({s: st_.reference_price for s, st_ in stocks.items()}))
+if st.button("Insert burst", key="burst", disabled=not burst_symbols):
+    walk = st.session_state.setdefault("random_walk", RandomWalk({s: stock.reference_price for s, stock in stocks.items()}))
     walk.volatility = volatility / 100
     try:
-        inserted = insert_many(transactions, walk.burst(count))
+        inserted = insert_many(transactions, [walk.next_trade(walk.random.choice(burst_symbols)) for _ in range(count)])
     except PyMongoError as exc:
         st.error(f"Could not insert the burst: MongoDB is unavailable ({type(exc).__name__}).", icon="🛑")
     else:
-        st.success(f"Inserted {inserted} trades across {len(stocks)} symbols.", icon="✅")
+        st.success(f"Inserted {inserted} trades across {len(burst_symbols)} symbols.", icon="✅")

@@ -71,10 +71,11 @@ def test_simulator_inserts_a_valid_trade_and_explains_a_bad_one(app_runtime, fre
 def test_simulator_burst_inserts_trades(app_runtime):
     before = app_runtime.state.snapshot().total_trades
     at = run_page("pages/simulator.py")
+    at.multiselect(key="burst_symbols").set_value(["INFY", "TCS"])  # not the symbols other tests own
     at.slider(key="burst_count").set_value(50)
     at.button(key="burst").click()
     at.run()
-    assert "Inserted 50 trades" in texts(at)
+    assert "Inserted 50 trades across 2 symbols" in texts(at)
     wait_until(lambda: app_runtime.state.snapshot().total_trades >= before + 50, timeout=60, what="burst in state")
 
 
