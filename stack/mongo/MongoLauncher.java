@@ -123,31 +123,31 @@ public class MongoLauncher {
             return;
         }
 
-        ScheduledExecutorService trimmer = Executors.newSingleThreadScheduledExecutor(r -> {
+        ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread thread = new Thread(r, "oplog-trimmer");
             thread.setDaemon(true);
             return thread;
         });
         OplogTrimmer oplogTrimmer = new OplogTrimmer(backend, options.oplogMaxEntries);
-        trimmer.scheduleWithFixedDelay(oplogTrimmer, 1, 1, TimeUnit.SECONDS);
+        scheduler.scheduleWithFixedDelay(oplogTrimmer, 1, 1, TimeUnit.SECONDS);
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("shutting down");
             // a trim in flight must be out of the store before it closes
             oplogTrimmer.stop();
-            trimmer.shutdown();
+            scheduler.shutdown();
             try {
-                trimmer.awaitTermination(10, TimeUnit.SECONDS);
+                scheduler.awaitTermination(10, TimeUnit.SECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
             server.shutdownNow(); // closes clients, then backend.close() closes the MVStore
         }, "shutdown"));
 
-        log.info("{} on {}:{} ({}), oplog capped at {} entries", backend, HOST,
-            server.getLocalAddress().getPort(), options.memory ? "in memory" : options.dataDir,
-            options.oplogMaxEntries);
-        System.out.println("READY port=" + server.getLocalAddress().getPort());
+        int port = server.getLocalAddress().getPort();
+        log.info("listening on {}:{}, {}, oplog capped at {} entries", HOST, port,
+            options.memory ? "in memory" : backend, options.oplogMaxEntries);
+        System.out.println("READY port=" + port);
         System.out.flush();
     }
 
