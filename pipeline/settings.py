@@ -37,7 +37,7 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LOCAL_MONGO_PORT", "27017", "port of the embedded MongoDB stand-in"),
     ("LOCAL_KAFKA_PORT", "9092", "port of the embedded Kafka broker (controller: +1)"),
     ("LOCAL_CONNECT_PORT", "8083", "REST port of the embedded Kafka Connect worker"),
-    ("DASHBOARD_REFRESH_MS", "1000", "how often the dashboard redraws itself"),
+    ("DASHBOARD_REFRESH_MS", "500", "how often the dashboard redraws itself"),
 )
 
 
@@ -78,7 +78,7 @@ class Settings:
     local_mongo_port: int = 27017
     local_kafka_port: int = 9092
     local_connect_port: int = 8083
-    dashboard_refresh_ms: int = 1000
+    dashboard_refresh_ms: int = 500
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -107,7 +107,7 @@ class Settings:
             local_mongo_port=_port(env, "LOCAL_MONGO_PORT", 27017),
             local_kafka_port=_port(env, "LOCAL_KAFKA_PORT", 9092),
             local_connect_port=_port(env, "LOCAL_CONNECT_PORT", 8083),
-            dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 1000, minimum=200),
+            dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 500, minimum=200),
         )
 
     def with_changes(self, **changes: object) -> Settings:
