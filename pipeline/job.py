@@ -23,11 +23,14 @@ from pipeline.aggregate import StockAggregate, summarize_batch
 from pipeline.settings import Settings
 from pipeline.state import BatchReport, MarketState, Tick
 from pipeline.store import AggregateStore, checkpoint_lineage
-from pipeline.trades import check_symbols, parse_change_events
+from pipeline.trades import check_symbols, deduplicate, parse_change_events
 
 log = logging.getLogger("stockdash.job")
 
 QUERY_NAME = "stockdash_market"
+# Bumped whenever the query's stateful plan changes: Spark cannot resume a changed plan from an old
+# checkpoint, so a new version starts a new checkpoint (and lineage) and rebuilds from the topic.
+PLAN_VERSION = 2
 SYMBOL_REFRESH_S = 10.0
 
 
@@ -52,6 +55,8 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.driver.memory", "1g")
         .config("spark.driver.extraJavaOptions", "-XX:+UseG1GC -Duser.timezone=UTC")
         .config("spark.sql.streaming.minBatchesToRetain", "20")
+        # No empty batches just because the dedupe watermark moved: they delay the next real one.
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("WARN")
@@ -162,7 +167,7 @@ class MarketJob:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> MarketJob:
         """Start synchronously; raises on failure."""
-        checkpoint = self.settings.effective_checkpoint_dir / QUERY_NAME
+        checkpoint = self.settings.effective_checkpoint_dir / f"{QUERY_NAME}-v{PLAN_VERSION}"
         store = None
         if self.persist:
             self._mongo = mongo.client(self.settings)
@@ -184,7 +189,7 @@ class MarketJob:
             .load()
         )
         writer = (
-            parse_change_events(source)
+            deduplicate(parse_change_events(source), self.settings.dedupe_horizon_s)
             .writeStream.queryName(QUERY_NAME)
             .foreachBatch(BatchHandler(self.settings, self.state, store))
             .option("checkpointLocation", str(checkpoint))

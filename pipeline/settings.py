@@ -37,6 +37,7 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LOCAL_MONGO_PORT", "27017", "port of the embedded MongoDB stand-in"),
     ("LOCAL_KAFKA_PORT", "9092", "port of the embedded Kafka broker (controller: +1)"),
     ("LOCAL_CONNECT_PORT", "8083", "REST port of the embedded Kafka Connect worker"),
+    ("DEDUPE_HORIZON_S", "600", "how long (database time) a change event id is remembered to drop replays"),
     ("DASHBOARD_REFRESH_MS", "500", "how often the dashboard redraws itself"),
 )
 
@@ -79,6 +80,7 @@ class Settings:
     local_kafka_port: int = 9092
     local_connect_port: int = 8083
     dashboard_refresh_ms: int = 500
+    dedupe_horizon_s: int = 600
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -108,6 +110,7 @@ class Settings:
             local_kafka_port=_port(env, "LOCAL_KAFKA_PORT", 9092),
             local_connect_port=_port(env, "LOCAL_CONNECT_PORT", 8083),
             dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 500, minimum=200),
+            dedupe_horizon_s=_int(env, "DEDUPE_HORIZON_S", 600, minimum=1),
         )
 
     def with_changes(self, **changes: object) -> Settings:
@@ -157,6 +160,7 @@ class Settings:
             "KAFKA_TOPIC_PARTITIONS": str(self.topic_partitions),
             "CDC_MODE": self.cdc_mode,
             "DASHBOARD_REFRESH_MS": str(self.dashboard_refresh_ms),
+            "DEDUPE_HORIZON_S": str(self.dedupe_horizon_s),
         }
         if self.cdc_mode == "connect":
             env["CONNECT_URL"] = self.effective_connect_url

@@ -107,3 +107,34 @@ def test_aggregates_are_persisted_in_mongodb(market_job, stack, mongo_client, tr
     stored = wait_until(lambda: mongo_client[stack.database]["stock_aggregates"].find_one({"_id": fresh_symbol}),
                         timeout=30, what="stored aggregate")
     assert stored["trades"] == 1 and stored["nav"].to_decimal() == Decimal("77")
+
+
+def test_a_replayed_change_event_is_counted_once(market_job, stack, fresh_symbol):
+    """CDC is at-least-once: the same event published twice (a relay restart) must count once."""
+    from bson import json_util
+    from bson.json_util import RELAXED_JSON_OPTIONS
+    from bson.timestamp import Timestamp
+    from kafka import KafkaProducer
+
+    now = datetime.now(timezone.utc)
+    event = {
+        "_id": {"_data": f"replay-{fresh_symbol}"},
+        "operationType": "insert",
+        "clusterTime": Timestamp(int(now.timestamp()), 1),
+        "fullDocument": {"symbol": fresh_symbol, "price": 42.0, "quantity": 2, "trade_time": now},
+    }
+    value = json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS).encode()
+    producer = KafkaProducer(bootstrap_servers=stack.effective_kafka_bootstrap)
+    try:
+        producer.send(stack.trades_topic, key=fresh_symbol.encode(), value=value)
+        producer.flush()
+        wait_for_trades(market_job, fresh_symbol, 1)
+        producer.send(stack.trades_topic, key=fresh_symbol.encode(), value=value)  # the replay
+        producer.send(stack.trades_topic, key=fresh_symbol.encode(), value=value.replace(b"42.0", b"43.0").replace(
+            f"replay-{fresh_symbol}".encode(), f"other-{fresh_symbol}".encode()))  # a new event after it
+        producer.flush()
+    finally:
+        producer.close()
+    agg = wait_until(lambda: (a := market_job.state.snapshot().stocks[fresh_symbol]).high == Decimal("43") and a,
+                     timeout=60, what="the event after the replay")
+    assert agg.trades == 2 and agg.volume == 4
