@@ -18,8 +18,9 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from pipeline import mongo
+from pipeline import kafka_topics, mongo
 from pipeline.aggregate import StockAggregate, summarize_batch
+from pipeline.dead_letters import DeadLetters
 from pipeline.settings import Settings
 from pipeline.state import BatchReport, MarketState, Tick
 from pipeline.store import AggregateStore, checkpoint_lineage
@@ -101,10 +102,13 @@ def _summary(error_text: str) -> str:
 class BatchHandler:
     """The ``foreachBatch`` function: collects small results and hands them to state and store."""
 
-    def __init__(self, settings: Settings, state: MarketState, store: AggregateStore | None) -> None:
+    def __init__(
+        self, settings: Settings, state: MarketState, store: AggregateStore | None, dead_letters: DeadLetters | None
+    ) -> None:
         self.settings = settings
         self.state = state
         self.store = store
+        self.dead_letters = dead_letters
         self._symbols: frozenset[str] = frozenset()
         self._symbols_at = 0.0
 
@@ -124,7 +128,7 @@ class BatchHandler:
         rows = summarize_batch(check_symbols(batch.coalesce(1), self.known_symbols())).collect()
         if not rows:
             return
-        aggregates, recent, rejected, deletes = [], [], Counter(), 0
+        aggregates, recent, rejected, deletes, set_aside = [], [], Counter(), 0, []
         for row in rows:
             if row.outcome == "tick":
                 aggregates.append(_to_aggregate(row))
@@ -133,12 +137,19 @@ class BatchHandler:
                 deletes += row.messages
             else:
                 rejected[row.outcome.removeprefix("rejected:")] += row.messages
+                set_aside.extend(row.rejected)
         merged = self.state.merged_with(batch_id, aggregates)
+        # Durable writes come before the state: a crash in between re-runs the batch, and both
+        # writes are idempotent per batch.
+        totals = None
+        if self.dead_letters is not None and set_aside:
+            self.dead_letters.write(batch_id, set_aside)
+            totals = self.dead_letters.counts_by_reason()  # exact even when a batch is re-run
         if self.store is not None:
-            self.store.save(batch_id, merged)  # before the state: a crash in between re-runs the batch
+            self.store.save(batch_id, merged)
         report = BatchReport(batch_id, time.time(), time.monotonic() - started,
                              sum(row.messages for row in rows), sum(a.trades for a in aggregates))
-        self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report)
+        self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report, rejected_totals=totals)
 
 
 class MarketJob:
@@ -163,17 +174,21 @@ class MarketJob:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._mongo = None
+        self._dead_letters: DeadLetters | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> MarketJob:
         """Start synchronously; raises on failure."""
         checkpoint = self.settings.effective_checkpoint_dir / f"{QUERY_NAME}-v{PLAN_VERSION}"
-        store = None
+        store = dead_letters = None
         if self.persist:
             self._mongo = mongo.client(self.settings)
             mongo.check_reachable(self.settings, self._mongo)
-            store = AggregateStore(self._mongo[self.settings.database], checkpoint_lineage(checkpoint))
-            self.state.load(store.load())
+            db = self._mongo[self.settings.database]
+            store = AggregateStore(db, checkpoint_lineage(checkpoint))
+            dead_letters = self._dead_letters = DeadLetters(self.settings, db)
+            self.state.load(store.load(), rejected_by_reason=dead_letters.counts_by_reason())
+        kafka_topics.ensure_topics(self.settings)
         if self.spark is None:
             self.spark = spark_session(self.settings)
         source = (
@@ -191,7 +206,7 @@ class MarketJob:
         writer = (
             deduplicate(parse_change_events(source), self.settings.dedupe_horizon_s)
             .writeStream.queryName(QUERY_NAME)
-            .foreachBatch(BatchHandler(self.settings, self.state, store))
+            .foreachBatch(BatchHandler(self.settings, self.state, store, dead_letters))
             .option("checkpointLocation", str(checkpoint))
         )
         if self.settings.trigger_interval_ms:
@@ -242,6 +257,8 @@ class MarketJob:
         if self.spark is not None and self._owns_spark:
             self.spark.stop()
         self.spark = None
+        if self._dead_letters is not None:
+            self._dead_letters.close()
         if self._mongo is not None:
             self._mongo.close()
             self._mongo = None

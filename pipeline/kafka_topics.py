@@ -11,7 +11,7 @@ from pipeline.settings import Settings
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     """Topic name -> topic configs. Partitions come from settings; replication is 1 on the embedded stack."""
-    return {settings.trades_topic: {}}
+    return {settings.trades_topic: {}, settings.dead_letter_topic: {}}
 
 
 def admin_client(bootstrap: str, timeout_ms: int = 5000) -> KafkaAdminClient:

@@ -131,6 +131,10 @@ class Settings:
         return self.connect_url or f"http://127.0.0.1:{self.local_connect_port}"
 
     @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.trades_topic}.dead-letter"
+
+    @property
     def effective_checkpoint_dir(self) -> Path:
         return self.checkpoint_dir or self.data_dir / "checkpoints"
 

@@ -79,9 +79,13 @@ class MarketState:
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
 
-    def load(self, stored: Mapping[str, tuple[StockAggregate, int]]) -> None:
-        """Start from persisted aggregates (symbol -> (aggregate, id of the last batch merged))."""
+    def load(
+        self, stored: Mapping[str, tuple[StockAggregate, int]], rejected_by_reason: Mapping[str, int] | None = None
+    ) -> None:
+        """Start from what was persisted: symbol -> (aggregate, id of the last batch merged into it),
+        and the counts of set-aside messages."""
         with self._lock:
+            self._rejected = Counter(rejected_by_reason or {})
             for symbol, (aggregate, batch_id) in stored.items():
                 self._stocks[symbol] = aggregate
                 self._applied_batch[symbol] = batch_id
@@ -107,6 +111,7 @@ class MarketState:
         rejected_by_reason: Mapping[str, int] | None = None,
         deletes: int = 0,
         report: BatchReport | None = None,
+        rejected_totals: Mapping[str, int] | None = None,
     ) -> None:
         """Install the results of one batch: ``merged`` comes from :meth:`merged_with`.
 
@@ -128,7 +133,10 @@ class MarketState:
                     recent.extend(ordered)
                 else:
                     recent.append(tick)
-            self._rejected.update(rejected_by_reason or {})
+            if rejected_totals is not None:
+                self._rejected = Counter(rejected_totals)  # exact counts from the durable store
+            else:
+                self._rejected.update(rejected_by_reason or {})
             self._deletes += deletes
             if report is not None:
                 self._last_batch = report

@@ -138,3 +138,27 @@ def test_a_replayed_change_event_is_counted_once(market_job, stack, fresh_symbol
     agg = wait_until(lambda: (a := market_job.state.snapshot().stocks[fresh_symbol]).high == Decimal("43") and a,
                      timeout=60, what="the event after the replay")
     assert agg.trades == 2 and agg.volume == 4
+
+
+def test_rejected_messages_land_in_the_dead_letter_places_with_their_reason(market_job, stack, mongo_client,
+                                                                            transactions, fresh_symbol):
+    bad = transactions.insert_one({"symbol": fresh_symbol, "price": "free", "quantity": 1}).inserted_id
+    transactions.insert_one({"symbol": fresh_symbol, "price": 10, "quantity": 1})
+    wait_for_trades(market_job, fresh_symbol, 1)
+    rejected = mongo_client[stack.database]["rejected"]
+    stored = wait_until(lambda: rejected.find_one({"symbol": fresh_symbol}), timeout=30, what="rejected document")
+    assert stored["reason"] == "invalid_price"
+    assert stored["description"] == "price is not a positive finite number"
+    assert str(bad) in stored["raw"]
+    consumer = KafkaConsumer(stack.dead_letter_topic, bootstrap_servers=stack.effective_kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    letters = []
+    try:
+        wait_until(lambda: letters.extend(json.loads(m.value) for m in consumer) or any(
+            letter["symbol"] == fresh_symbol for letter in letters), timeout=30, what="dead letter on Kafka")
+    finally:
+        consumer.close()
+    [letter] = [letter for letter in letters if letter["symbol"] == fresh_symbol]
+    assert letter["reason"] == "invalid_price" and letter["event_id"] == stored["_id"]
+    assert market_job.state.snapshot().rejected_by_reason["invalid_price"] == rejected.count_documents(
+        {"reason": "invalid_price"})
