@@ -1,0 +1,47 @@
+"""``python -m pipeline job``: run the streaming job on its own, until SIGTERM or Ctrl-C.
+
+Aggregates go to MongoDB (``stock_aggregates``) as they do when the app hosts the job. Addresses
+come from the environment (see README "Configuration").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from pipeline.job import MarketJob
+from pipeline.mongo import MongoUnavailable
+from pipeline.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser.add_argument("command", choices=["job"])
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        job = MarketJob(Settings.from_env()).start()
+    except (SettingsError, MongoUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print("streaming job running", flush=True)
+        while not stop.wait(1.0):
+            status = job.status()
+            if status["state"] == "failed":
+                print(f"error: the streaming query failed: {status['error']}", file=sys.stderr)
+                return 1
+    finally:
+        job.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
