@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -99,28 +100,45 @@ def _summary(error_text: str) -> str:
     return (lines[0] if lines else "unknown error")[:500]
 
 
-class BatchHandler:
-    """The ``foreachBatch`` function: collects small results and hands them to state and store."""
+def market_stream(messages: DataFrame, dedupe_horizon_s: int) -> DataFrame:
+    """The stream the batch handler consumes: parsed change events, replays dropped."""
+    return deduplicate(parse_change_events(messages), dedupe_horizon_s)
 
-    def __init__(
-        self, settings: Settings, state: MarketState, store: AggregateStore | None, dead_letters: DeadLetters | None
-    ) -> None:
+
+class ListedSymbols:
+    """The symbols of ``stockmarket.stock``, re-read every few seconds (stocks can be listed while running)."""
+
+    def __init__(self, settings: Settings, refresh_s: float = SYMBOL_REFRESH_S) -> None:
         self.settings = settings
-        self.state = state
-        self.store = store
-        self.dead_letters = dead_letters
+        self.refresh_s = refresh_s
         self._symbols: frozenset[str] = frozenset()
-        self._symbols_at = 0.0
+        self._read_at = 0.0
 
-    def known_symbols(self) -> frozenset[str]:
-        if time.monotonic() - self._symbols_at > SYMBOL_REFRESH_S or not self._symbols:
+    def __call__(self) -> frozenset[str]:
+        if not self._symbols or time.monotonic() - self._read_at > self.refresh_s:
             client = mongo.client(self.settings)
             try:
                 self._symbols = frozenset(doc["_id"] for doc in client[self.settings.database]["stock"].find({}, {"_id": 1}))
             finally:
                 client.close()
-            self._symbols_at = time.monotonic()
+            self._read_at = time.monotonic()
         return self._symbols
+
+
+class BatchHandler:
+    """The ``foreachBatch`` function: collects small results and hands them to state and store."""
+
+    def __init__(
+        self,
+        state: MarketState,
+        known_symbols: Callable[[], Iterable[str]],
+        store: AggregateStore | None = None,
+        dead_letters: DeadLetters | None = None,
+    ) -> None:
+        self.state = state
+        self.known_symbols = known_symbols
+        self.store = store
+        self.dead_letters = dead_letters
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -204,9 +222,9 @@ class MarketJob:
             .load()
         )
         writer = (
-            deduplicate(parse_change_events(source), self.settings.dedupe_horizon_s)
+            market_stream(source, self.settings.dedupe_horizon_s)
             .writeStream.queryName(QUERY_NAME)
-            .foreachBatch(BatchHandler(self.settings, self.state, store, dead_letters))
+            .foreachBatch(BatchHandler(self.state, ListedSymbols(self.settings), store, dead_letters))
             .option("checkpointLocation", str(checkpoint))
         )
         if self.settings.trigger_interval_ms:
