@@ -9,6 +9,7 @@ adds up so VWAP = turnover / volume is exact.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -48,43 +49,67 @@ SELECT symbol, {_flat()}
 FROM (SELECT symbol, {_metrics("true")} FROM {{ticks}} GROUP BY symbol)
 """
 
+CANDLE_INTERVALS_S = (60, 300)  # 1-minute and 5-minute candles
+
 SUMMARY_SQL = f"""
 WITH classified AS (
   SELECT *,
     CASE WHEN reject_reason IS NOT NULL THEN concat('rejected:', reject_reason)
-         WHEN op = 'delete' THEN 'delete' ELSE 'tick' END AS outcome
+         WHEN op = 'delete' THEN 'delete'
+         WHEN unix_micros(trade_time) < CAST(try_element_at(str_to_map(:watermarks, ',', '='), symbol) AS BIGINT)
+           THEN 'late'
+         ELSE 'tick' END AS outcome
   FROM {{parsed}}
+), keyed AS (
+  SELECT *,
+    CASE WHEN outcome IN ('tick', 'late') THEN symbol END AS symbol_key,
+    CASE WHEN outcome = 'tick' THEN floor(unix_seconds(trade_time) / 60) * 60 END AS m1,
+    CASE WHEN outcome = 'tick' THEN floor(unix_seconds(trade_time) / 300) * 300 END AS m5
+  FROM classified
 ), grouped AS (
-  SELECT outcome, CASE WHEN outcome = 'tick' THEN symbol END AS symbol,
+  SELECT outcome, symbol_key AS symbol, m1, m5, grouping_id() AS grouping,
     count(1) AS messages,
-    {_metrics("outcome = 'tick'")},
-    slice(sort_array(collect_list(CASE WHEN outcome = 'tick' THEN struct(
+    {_metrics("outcome IN ('tick', 'late')")},
+    slice(sort_array(collect_list(CASE WHEN outcome IN ('tick', 'late') THEN struct(
       unix_micros(trade_time) AS trade_time_us, event_id, trade_id, price, quantity, side,
       unix_micros(ingest_time) AS ingest_time_us) END), false), 1, :recent) AS recent,
-    collect_list(CASE WHEN outcome LIKE 'rejected:%' THEN struct(
-      event_id, symbol, reject_reason, raw, topic, partition, offset,
-      unix_micros(ingest_time) AS ingest_time_us) END) AS rejected
-  FROM classified
-  GROUP BY 1, 2
+    collect_list(CASE WHEN outcome LIKE 'rejected:%' OR outcome = 'late' THEN struct(
+      event_id, symbol, reject_reason, raw, topic, partition, offset, unix_micros(trade_time) AS trade_time_us,
+      unix_micros(ingest_time) AS ingest_time_us) END) AS set_aside
+  FROM keyed
+  GROUP BY GROUPING SETS ((outcome, symbol_key), (outcome, symbol_key, m1), (outcome, symbol_key, m5))
 )
-SELECT outcome, symbol, messages, {_flat("unix_micros({})")}, recent, rejected FROM grouped
+SELECT outcome, symbol, grouping, CAST(coalesce(m1, m5) AS BIGINT) AS window_start_s, messages,
+  {_flat("unix_micros({})")}, recent, set_aside
+FROM grouped
+-- Candle rows only for on-time ticks; the other outcomes once, in the symbol-level set.
+WHERE grouping = 3 OR (outcome = 'tick' AND coalesce(m1, m5) IS NOT NULL)
 """
-
 
 def aggregate_ticks(ticks: DataFrame) -> DataFrame:
     """One row per symbol: the mergeable summary of the given (valid) ticks."""
     return ticks.sparkSession.sql(AGGREGATE_SQL, ticks=ticks)
 
 
-def summarize_batch(parsed: DataFrame, recent_per_symbol: int = RECENT_TICKS_PER_BATCH) -> DataFrame:
+def summarize_batch(
+    parsed: DataFrame, watermarks_us: Mapping[str, int] | None = None, recent_per_symbol: int = RECENT_TICKS_PER_BATCH
+) -> DataFrame:
     """Everything a micro-batch yields, in one Spark job (each job costs tens of ms of scheduling).
 
-    One row per (outcome, symbol), outcome being ``tick``, ``delete`` or ``rejected:<reason>``:
-    the metrics of ``aggregate_ticks`` for ticks, the latest ticks for charts, and the rejected
-    messages themselves for the dead-letter places. Times leave as epoch microseconds (UTC):
+    Outcomes: ``tick``, ``late`` (a valid tick older than its symbol's watermark, epoch microseconds
+    in ``watermarks_us``; each symbol's candles close on its own clock), ``delete``,
+    ``rejected:<reason>``. Rows with ``grouping = 3`` are per (outcome, symbol): the metrics of
+    ``aggregate_ticks`` over ticks and late ticks, the latest ticks for charts, and the late or
+    rejected messages themselves (``set_aside``). Rows with ``grouping`` 1 (1-minute) or 2 (5-minute)
+    are candles of on-time ticks, keyed by ``window_start_s``. Times leave as epoch microseconds (UTC):
     pyspark would turn timestamps into naive local times.
     """
-    return parsed.sparkSession.sql(SUMMARY_SQL, args={"recent": recent_per_symbol}, parsed=parsed)
+    return parsed.sparkSession.sql(
+        SUMMARY_SQL,
+        args={"recent": recent_per_symbol,
+              "watermarks": ",".join(f"{symbol}={value}" for symbol, value in (watermarks_us or {}).items())},
+        parsed=parsed,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,3 +176,33 @@ def merge(old: StockAggregate | None, new: StockAggregate) -> StockAggregate:
         volume=old.volume + new.volume,
         turnover=old.turnover + new.turnover,
     )
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One OHLC candle of one symbol: the mergeable metrics of its window's on-time ticks.
+
+    ``revised`` is set when a tick changes the candle after its window had ended in event time
+    (a late but accepted tick): whoever read it before saw other numbers.
+    """
+
+    symbol: str
+    interval_s: int
+    start_s: int
+    metrics: StockAggregate
+    revised: bool = False
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.symbol, self.interval_s, self.start_s)
+
+    @property
+    def end_s(self) -> int:
+        return self.start_s + self.interval_s
+
+
+def merge_candle(old: Candle | None, new: Candle, latest_before_us: int | None) -> Candle:
+    if old is None:
+        return new
+    window_had_ended = latest_before_us is not None and new.end_s * 1_000_000 <= latest_before_us
+    return replace(old, metrics=merge(old.metrics, new.metrics), revised=old.revised or window_had_ended)

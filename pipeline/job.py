@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,11 +21,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from pipeline import kafka_topics, mongo
-from pipeline.aggregate import StockAggregate, summarize_batch
-from pipeline.dead_letters import DeadLetters
+from pipeline.aggregate import CANDLE_INTERVALS_S, Candle, StockAggregate, merge, summarize_batch
+from pipeline.publish import AggregatePublisher
+from pipeline.set_aside import Ledger, dead_letters, late_ledger, late_record, rejected_record
 from pipeline.settings import Settings
 from pipeline.state import BatchReport, MarketState, Tick
-from pipeline.store import AggregateStore, checkpoint_lineage
+from pipeline.store import AggregateStore, CandleStore, checkpoint_lineage
 from pipeline.trades import check_symbols, deduplicate, parse_change_events
 
 log = logging.getLogger("stockdash.job")
@@ -34,6 +36,8 @@ QUERY_NAME = "stockdash_market"
 # checkpoint, so a new version starts a new checkpoint (and lineage) and rebuilds from the topic.
 PLAN_VERSION = 2
 SYMBOL_REFRESH_S = 10.0
+SYMBOL_LEVEL = 3  # grouping id of summarize_batch's per-symbol rows (1: 1-minute, 2: 5-minute candles)
+CANDLE_HISTORY_S = 12 * 3600  # candles loaded at start
 
 
 def spark_session(settings: Settings) -> SparkSession:
@@ -125,49 +129,88 @@ class ListedSymbols:
         return self._symbols
 
 
+@dataclass
+class Durable:
+    """Where a batch's results are written before the in-memory state changes (all optional)."""
+
+    aggregates: AggregateStore | None = None
+    candles: CandleStore | None = None
+    rejected: Ledger | None = None
+    late: Ledger | None = None
+    published: AggregatePublisher | None = None
+
+    def close(self) -> None:
+        for sink in (self.rejected, self.late, self.published):
+            if sink is not None:
+                sink.close()
+
+
 class BatchHandler:
-    """The ``foreachBatch`` function: collects small results and hands them to state and store."""
+    """The ``foreachBatch`` function: collects one small result and hands it to state and sinks.
+
+    Event-time watermark for candles, per symbol: the symbol's latest trade time seen before the batch
+    minus the allowed lateness. Ticks older than that are *late*: counted in the since-start figures, left out of
+    candles, written to the late ledger.
+    """
 
     def __init__(
         self,
         state: MarketState,
         known_symbols: Callable[[], Iterable[str]],
-        store: AggregateStore | None = None,
-        dead_letters: DeadLetters | None = None,
+        durable: Durable | None = None,
+        lateness_s: int = 120,
     ) -> None:
         self.state = state
         self.known_symbols = known_symbols
-        self.store = store
-        self.dead_letters = dead_letters
+        self.durable = durable or Durable()
+        self.lateness_us = lateness_s * 1_000_000
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
+        latest_before = self.state.latest_trade_us()
+        watermarks = {symbol: latest - self.lateness_us for symbol, latest in latest_before.items()}
         # One partition: a micro-batch is small, and one task without a shuffle beats two stages.
-        rows = summarize_batch(check_symbols(batch.coalesce(1), self.known_symbols())).collect()
+        rows = summarize_batch(check_symbols(batch.coalesce(1), self.known_symbols()), watermarks).collect()
         if not rows:
             return
-        aggregates, recent, rejected, deletes, set_aside = [], [], Counter(), 0, []
+        per_symbol: dict[str, StockAggregate] = {}
+        candles, recent, rejected_rows, late_rows, rejected, deletes = [], [], [], [], Counter(), 0
         for row in rows:
-            if row.outcome == "tick":
-                aggregates.append(_to_aggregate(row))
+            if row.grouping != SYMBOL_LEVEL:
+                candles.append(Candle(row.symbol, CANDLE_INTERVALS_S[row.grouping - 1], row.window_start_s,
+                                      _to_aggregate(row)))
+            elif row.outcome in ("tick", "late"):
+                per_symbol[row.symbol] = merge(per_symbol.get(row.symbol), _to_aggregate(row))
                 recent.extend(_to_tick(row.symbol, tick) for tick in row.recent)
+                late_rows.extend(row.set_aside)
             elif row.outcome == "delete":
                 deletes += row.messages
             else:
                 rejected[row.outcome.removeprefix("rejected:")] += row.messages
-                set_aside.extend(row.rejected)
-        merged = self.state.merged_with(batch_id, aggregates)
-        # Durable writes come before the state: a crash in between re-runs the batch, and both
-        # writes are idempotent per batch.
-        totals = None
-        if self.dead_letters is not None and set_aside:
-            self.dead_letters.write(batch_id, set_aside)
-            totals = self.dead_letters.counts_by_reason()  # exact even when a batch is re-run
-        if self.store is not None:
-            self.store.save(batch_id, merged)
+                rejected_rows.extend(row.set_aside)
+        merged = self.state.merged_with(batch_id, per_symbol.values())
+        merged_candles = self.state.merged_candles(batch_id, candles, latest_before)
+        # Durable writes come before the state: a crash in between re-runs the batch, and every
+        # write is idempotent per batch (per-key batch ids, or upserts by event id).
+        d = self.durable
+        rejected_totals = late_totals = None
+        if d.rejected is not None and rejected_rows:
+            d.rejected.write(rejected_record(r, batch_id) for r in rejected_rows)
+            rejected_totals = d.rejected.counts()
+        if d.late is not None and late_rows:
+            d.late.write(late_record(r, batch_id, watermarks[r.symbol], latest_before[r.symbol]) for r in late_rows)
+            late_totals = d.late.counts()
+        if d.candles is not None:
+            d.candles.save(batch_id, merged_candles)
+        if d.aggregates is not None:
+            d.aggregates.save(batch_id, merged)
+        if d.published is not None:
+            d.published.publish(merged)
         report = BatchReport(batch_id, time.time(), time.monotonic() - started,
-                             sum(row.messages for row in rows), sum(a.trades for a in aggregates))
-        self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report, rejected_totals=totals)
+                             sum(row.messages for row in rows if row.grouping == SYMBOL_LEVEL),
+                             sum(a.trades for a in per_symbol.values()))
+        self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report, rejected_totals=rejected_totals,
+                               candles=merged_candles, late_totals=late_totals)
 
 
 class MarketJob:
@@ -192,21 +235,22 @@ class MarketJob:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._mongo = None
-        self._dead_letters: DeadLetters | None = None
+        self.durable = Durable()
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> MarketJob:
         """Start synchronously; raises on failure."""
         checkpoint = self.settings.effective_checkpoint_dir / f"{QUERY_NAME}-v{PLAN_VERSION}"
-        store = dead_letters = None
+        kafka_topics.ensure_topics(self.settings)
         if self.persist:
             self._mongo = mongo.client(self.settings)
             mongo.check_reachable(self.settings, self._mongo)
             db = self._mongo[self.settings.database]
-            store = AggregateStore(db, checkpoint_lineage(checkpoint))
-            dead_letters = self._dead_letters = DeadLetters(self.settings, db)
-            self.state.load(store.load(), rejected_by_reason=dead_letters.counts_by_reason())
-        kafka_topics.ensure_topics(self.settings)
+            lineage = checkpoint_lineage(checkpoint)
+            self.durable = Durable(AggregateStore(db, lineage), CandleStore(db, lineage), dead_letters(self.settings, db),
+                                   late_ledger(self.settings, db), AggregatePublisher(self.settings))
+            self.state.load(self.durable.aggregates.load(), self.durable.rejected.counts(), self.durable.late.counts(),
+                            self.durable.candles.load(since_s=int(time.time()) - CANDLE_HISTORY_S))
         if self.spark is None:
             self.spark = spark_session(self.settings)
         source = (
@@ -224,7 +268,8 @@ class MarketJob:
         writer = (
             market_stream(source, self.settings.dedupe_horizon_s)
             .writeStream.queryName(QUERY_NAME)
-            .foreachBatch(BatchHandler(self.state, ListedSymbols(self.settings), store, dead_letters))
+            .foreachBatch(BatchHandler(self.state, ListedSymbols(self.settings), self.durable,
+                                       self.settings.candle_lateness_s))
             .option("checkpointLocation", str(checkpoint))
         )
         if self.settings.trigger_interval_ms:
@@ -275,8 +320,7 @@ class MarketJob:
         if self.spark is not None and self._owns_spark:
             self.spark.stop()
         self.spark = None
-        if self._dead_letters is not None:
-            self._dead_letters.close()
+        self.durable.close()
         if self._mongo is not None:
             self._mongo.close()
             self._mongo = None

@@ -11,7 +11,13 @@ from pipeline.settings import Settings
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     """Topic name -> topic configs. Partitions come from settings; replication is 1 on the embedded stack."""
-    return {settings.trades_topic: {}, settings.dead_letter_topic: {}}
+    return {
+        settings.trades_topic: {},
+        settings.dead_letter_topic: {},
+        settings.late_topic: {},
+        # The latest aggregate per symbol (key): compaction keeps one record per key.
+        settings.aggregates_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
+    }
 
 
 def admin_client(bootstrap: str, timeout_ms: int = 5000) -> KafkaAdminClient:

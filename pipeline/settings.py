@@ -38,6 +38,7 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LOCAL_KAFKA_PORT", "9092", "port of the embedded Kafka broker (controller: +1)"),
     ("LOCAL_CONNECT_PORT", "8083", "REST port of the embedded Kafka Connect worker"),
     ("DEDUPE_HORIZON_S", "600", "how long (database time) a change event id is remembered to drop replays"),
+    ("CANDLE_LATENESS_S", "120", "event-time lateness accepted into candles; older ticks go to the late ledger"),
     ("DASHBOARD_REFRESH_MS", "500", "how often the dashboard redraws itself"),
 )
 
@@ -81,6 +82,7 @@ class Settings:
     local_connect_port: int = 8083
     dashboard_refresh_ms: int = 500
     dedupe_horizon_s: int = 600
+    candle_lateness_s: int = 120
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -111,6 +113,7 @@ class Settings:
             local_connect_port=_port(env, "LOCAL_CONNECT_PORT", 8083),
             dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 500, minimum=200),
             dedupe_horizon_s=_int(env, "DEDUPE_HORIZON_S", 600, minimum=1),
+            candle_lateness_s=_int(env, "CANDLE_LATENESS_S", 120),
         )
 
     def with_changes(self, **changes: object) -> Settings:
@@ -133,6 +136,14 @@ class Settings:
     @property
     def dead_letter_topic(self) -> str:
         return f"{self.trades_topic}.dead-letter"
+
+    @property
+    def late_topic(self) -> str:
+        return f"{self.trades_topic}.late"
+
+    @property
+    def aggregates_topic(self) -> str:
+        return f"{self.trades_topic}.aggregates"
 
     @property
     def effective_checkpoint_dir(self) -> Path:
@@ -165,6 +176,7 @@ class Settings:
             "CDC_MODE": self.cdc_mode,
             "DASHBOARD_REFRESH_MS": str(self.dashboard_refresh_ms),
             "DEDUPE_HORIZON_S": str(self.dedupe_horizon_s),
+            "CANDLE_LATENESS_S": str(self.candle_lateness_s),
         }
         if self.cdc_mode == "connect":
             env["CONNECT_URL"] = self.effective_connect_url

@@ -15,9 +15,10 @@ from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
 
-from pipeline.aggregate import StockAggregate, merge
+from pipeline.aggregate import Candle, StockAggregate, merge, merge_candle
 
 RECENT_TICKS_KEPT = 500
+CANDLES_KEPT = 720  # per symbol and interval: 12 hours of 1-minute candles
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class MarketSnapshot:
     stocks: Mapping[str, StockAggregate]
     recent_ticks: Mapping[str, tuple[Tick, ...]]
     rejected_by_reason: Mapping[str, int]
+    late_by_symbol: Mapping[str, int]
+    candles: Mapping[tuple[str, int], tuple[Candle, ...]]
     deletes: int
     version: int
     updated_at: float | None
@@ -69,23 +72,35 @@ class MarketState:
     _applied_batch: dict[str, int] = field(default_factory=dict, repr=False)
     _recent: dict[str, deque[Tick]] = field(default_factory=dict, repr=False)
     _rejected: Counter = field(default_factory=Counter, repr=False)
+    _late: Counter = field(default_factory=Counter, repr=False)
+    _candles: dict[tuple[str, int, int], Candle] = field(default_factory=dict, repr=False)
+    _candle_batch: dict[tuple[str, int, int], int] = field(default_factory=dict, repr=False)
     _deletes: int = 0
     _version: int = 0
     _updated_at: float | None = None
     _last_batch: BatchReport | None = None
     _query_error: str | None = None
     _changed: threading.Condition | None = field(default=None, repr=False)
+    _cached: MarketSnapshot | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
 
     def load(
-        self, stored: Mapping[str, tuple[StockAggregate, int]], rejected_by_reason: Mapping[str, int] | None = None
+        self,
+        stored: Mapping[str, tuple[StockAggregate, int]],
+        rejected_by_reason: Mapping[str, int] | None = None,
+        late_by_symbol: Mapping[str, int] | None = None,
+        candles: Iterable[tuple[Candle, int]] = (),
     ) -> None:
         """Start from what was persisted: symbol -> (aggregate, id of the last batch merged into it),
-        and the counts of set-aside messages."""
+        candles with their last batch, and the counts of set-aside messages."""
         with self._lock:
             self._rejected = Counter(rejected_by_reason or {})
+            self._late = Counter(late_by_symbol or {})
+            for candle, batch_id in candles:
+                self._candles[candle.key] = candle
+                self._candle_batch[candle.key] = batch_id
             for symbol, (aggregate, batch_id) in stored.items():
                 self._stocks[symbol] = aggregate
                 self._applied_batch[symbol] = batch_id
@@ -103,6 +118,20 @@ class MarketState:
                 if self._applied_batch.get(aggregate.symbol, -1) < batch_id
             ]
 
+    def latest_trade_us(self) -> dict[str, int]:
+        """Per symbol, the greatest event time seen so far (epoch microseconds)."""
+        with self._lock:
+            return {symbol: int(a.nav_time.timestamp() * 1_000_000) for symbol, a in self._stocks.items()}
+
+    def merged_candles(self, batch_id: int, candles: Iterable[Candle], latest_before_us: Mapping[str, int]) -> list[Candle]:
+        """Like :meth:`merged_with`, for candles; ``latest_before_us`` decides which are revised."""
+        with self._lock:
+            return [
+                merge_candle(self._candles.get(c.key), c, latest_before_us.get(c.symbol))
+                for c in candles
+                if self._candle_batch.get(c.key, -1) < batch_id
+            ]
+
     def apply_batch(
         self,
         batch_id: int,
@@ -112,12 +141,15 @@ class MarketState:
         deletes: int = 0,
         report: BatchReport | None = None,
         rejected_totals: Mapping[str, int] | None = None,
+        candles: Iterable[Candle] = (),
+        late_totals: Mapping[str, int] | None = None,
     ) -> None:
         """Install the results of one batch: ``merged`` comes from :meth:`merged_with`.
 
         Only the query's batch thread writes, so nothing changes between the two calls.
         """
         merged = list(merged)
+        candles = list(candles)
         ticks = sorted(ticks, key=lambda tick: (tick.trade_time, tick.event_id))
         with self._lock:
             for aggregate in merged:
@@ -133,6 +165,13 @@ class MarketState:
                     recent.extend(ordered)
                 else:
                     recent.append(tick)
+            for candle in candles:
+                self._candles[candle.key] = candle
+                self._candle_batch[candle.key] = batch_id
+            if candles:
+                self._prune_candles()
+            if late_totals is not None:
+                self._late = Counter(late_totals)
             if rejected_totals is not None:
                 self._rejected = Counter(rejected_totals)  # exact counts from the durable store
             else:
@@ -140,11 +179,21 @@ class MarketState:
             self._deletes += deletes
             if report is not None:
                 self._last_batch = report
-            if merged or ticks or rejected_by_reason or deletes:
+            if merged or ticks or rejected_by_reason or deletes or candles or late_totals:
                 self._version += 1
                 self._updated_at = time.time()
             self._query_error = None
             self._changed.notify_all()
+
+    def _prune_candles(self) -> None:
+        by_series: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
+        for key in self._candles:
+            by_series.setdefault(key[:2], []).append(key)
+        for keys in by_series.values():
+            if len(keys) > CANDLES_KEPT:
+                for key in sorted(keys)[: len(keys) - CANDLES_KEPT]:
+                    del self._candles[key]
+                    self._candle_batch.pop(key, None)
 
     def record_error(self, message: str | None) -> None:
         with self._lock:
@@ -153,17 +202,29 @@ class MarketState:
             self._changed.notify_all()
 
     def snapshot(self) -> MarketSnapshot:
+        """An immutable view; the same object until something changes (readers poll it often)."""
         with self._lock:
-            return MarketSnapshot(
+            if self._cached is not None and self._cached.version == self._version:
+                return self._cached
+            self._cached = MarketSnapshot(
                 stocks=MappingProxyType(dict(self._stocks)),
                 recent_ticks=MappingProxyType({symbol: tuple(ticks) for symbol, ticks in self._recent.items()}),
                 rejected_by_reason=MappingProxyType(dict(self._rejected)),
+                late_by_symbol=MappingProxyType(dict(self._late)),
+                candles=MappingProxyType(self._candle_series()),
                 deletes=self._deletes,
                 version=self._version,
                 updated_at=self._updated_at,
                 last_batch=self._last_batch,
                 query_error=self._query_error,
             )
+            return self._cached
+
+    def _candle_series(self) -> dict[tuple[str, int], tuple[Candle, ...]]:
+        series: dict[tuple[str, int], list[Candle]] = {}
+        for key in sorted(self._candles):
+            series.setdefault(key[:2], []).append(self._candles[key])
+        return {key: tuple(values) for key, values in series.items()}
 
     def wait_for_change(self, after_version: int, timeout: float) -> int:
         """Block until ``version`` exceeds ``after_version`` (or timeout); returns the version."""

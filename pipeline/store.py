@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from bson.decimal128 import Decimal128
 from pymongo import ReplaceOne
 from pymongo.database import Database
 
-from pipeline.aggregate import StockAggregate
+from pipeline.aggregate import Candle, StockAggregate
 
 COLLECTION = "stock_aggregates"
 _DECIMAL_FIELDS = ("low", "high", "nav", "open", "turnover")
@@ -65,6 +65,38 @@ class AggregateStore:
                for agg in aggregates]
         if ops:
             self.collection.bulk_write(ops, ordered=False)
+
+
+CANDLES = "candles"
+
+
+class CandleStore:
+    """``stockmarket.candles``: one document per (symbol, interval, window start), idempotent per batch."""
+
+    def __init__(self, db: Database, lineage: str) -> None:
+        self.collection = db.get_collection(CANDLES, codec_options=CodecOptions(tz_aware=True, tzinfo=timezone.utc))
+        self.lineage = lineage
+
+    @staticmethod
+    def _key(candle: Candle) -> str:
+        return f"{candle.symbol}|{candle.interval_s}|{candle.start_s}"
+
+    def save(self, batch_id: int, candles: Iterable[Candle]) -> None:
+        ops = []
+        for candle in candles:
+            document = _to_document(candle.metrics, batch_id, self.lineage)
+            document.update(_id=self._key(candle), interval_s=candle.interval_s, start_s=candle.start_s,
+                            start=datetime.fromtimestamp(candle.start_s, tz=timezone.utc), revised=candle.revised)
+            ops.append(ReplaceOne({"_id": document["_id"]}, document, upsert=True))
+        if ops:
+            self.collection.bulk_write(ops, ordered=False)
+
+    def load(self, since_s: int) -> list[tuple[Candle, int]]:
+        self.collection.delete_many({"lineage": {"$ne": self.lineage}})
+        return [
+            (Candle(doc["symbol"], doc["interval_s"], doc["start_s"], _from_document(doc), doc["revised"]), doc["batch_id"])
+            for doc in self.collection.find({"start_s": {"$gte": since_s}})
+        ]
 
 
 def load_any(db: Database) -> dict[str, StockAggregate]:

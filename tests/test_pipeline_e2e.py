@@ -162,3 +162,53 @@ def test_rejected_messages_land_in_the_dead_letter_places_with_their_reason(mark
     assert letter["reason"] == "invalid_price" and letter["event_id"] == stored["_id"]
     assert market_job.state.snapshot().rejected_by_reason["invalid_price"] == rejected.count_documents(
         {"reason": "invalid_price"})
+
+
+def test_a_tick_beyond_the_watermark_lands_in_the_late_ledger(market_job, stack, mongo_client, transactions, fresh_symbol):
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    transactions.insert_one({"symbol": fresh_symbol, "price": 100, "quantity": 1, "trade_time": now})
+    wait_for_trades(market_job, fresh_symbol, 1)
+    late_time = now - timedelta(seconds=stack.candle_lateness_s + 600)
+    transactions.insert_one({"symbol": fresh_symbol, "price": 90, "quantity": 5, "trade_time": late_time})
+    agg = wait_for_trades(market_job, fresh_symbol, 2)
+    assert agg.nav == Decimal("100") and agg.low == Decimal("90")  # still a trade since the start
+    ledger = mongo_client[stack.database]["late_ticks"]
+    entry = wait_until(lambda: ledger.find_one({"symbol": fresh_symbol}), timeout=30, what="late ledger entry")
+    assert entry["trade_time"].replace(tzinfo=timezone.utc) == late_time
+    assert entry["behind_latest_s"] == pytest.approx(stack.candle_lateness_s + 600)
+    assert entry["late_by_s"] == pytest.approx(600)
+    assert market_job.state.snapshot().late_by_symbol[fresh_symbol] == 1
+    minute = int(now.timestamp()) // 60 * 60
+    candles = market_job.state.snapshot().candles[(fresh_symbol, 60)]
+    assert [(c.start_s, c.metrics.trades) for c in candles] == [(minute, 1)]  # the late tick is in no candle
+    stored = mongo_client[stack.database]["candles"].find_one({"_id": f"{fresh_symbol}|60|{minute}"})
+    assert stored["trades"] == 1 and stored["nav"].to_decimal() == Decimal("100")
+
+
+def test_a_late_but_accepted_tick_revises_its_candle(market_job, transactions, fresh_symbol):
+    now = datetime.now(timezone.utc).replace(second=30, microsecond=0)
+    earlier = now - timedelta(minutes=1)
+    transactions.insert_one({"symbol": fresh_symbol, "price": 10, "quantity": 1, "trade_time": earlier})
+    transactions.insert_one({"symbol": fresh_symbol, "price": 11, "quantity": 1, "trade_time": now})
+    wait_for_trades(market_job, fresh_symbol, 2)
+    transactions.insert_one({"symbol": fresh_symbol, "price": 12, "quantity": 1, "trade_time": earlier + timedelta(seconds=1)})
+    wait_for_trades(market_job, fresh_symbol, 3)
+    candles = {c.start_s: c for c in market_job.state.snapshot().candles[(fresh_symbol, 60)]}
+    revised = candles[int(earlier.timestamp()) // 60 * 60]
+    assert revised.revised and revised.metrics.trades == 2 and revised.metrics.nav == Decimal("12")
+    assert not candles[int(now.timestamp()) // 60 * 60].revised
+
+
+def test_aggregates_are_published_on_a_compacted_topic(market_job, stack, transactions, fresh_symbol):
+    transactions.insert_one({"symbol": fresh_symbol, "price": 31.5, "quantity": 2})
+    wait_for_trades(market_job, fresh_symbol, 1)
+    consumer = KafkaConsumer(stack.aggregates_topic, bootstrap_servers=stack.effective_kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    seen = []
+    try:
+        wait_until(lambda: seen.extend(m for m in consumer if m.key == fresh_symbol.encode()) or seen, timeout=30,
+                   what="aggregate on the compacted topic")
+    finally:
+        consumer.close()
+    latest = json.loads(seen[-1].value)
+    assert (latest["trades"], latest["nav"], latest["vwap"]) == (1, "31.5000", "31.5000")
