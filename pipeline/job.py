@@ -193,7 +193,8 @@ class BatchHandler:
         # Durable writes come before the state: a crash in between re-runs the batch, and every
         # write is idempotent per batch (per-key batch ids, or upserts by event id).
         d = self.durable
-        rejected_totals = late_totals = None
+        rejected_totals = None
+        late_totals = self.state.late_counts_plus(Counter(r.symbol for r in late_rows)) if late_rows else None
         if d.rejected is not None and rejected_rows:
             d.rejected.write(rejected_record(r, batch_id) for r in rejected_rows)
             rejected_totals = d.rejected.counts()

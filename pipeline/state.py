@@ -123,6 +123,11 @@ class MarketState:
         with self._lock:
             return {symbol: int(a.nav_time.timestamp() * 1_000_000) for symbol, a in self._stocks.items()}
 
+    def late_counts_plus(self, more: Mapping[str, int]) -> Counter:
+        """Late ticks per symbol with ``more`` added (used when no ledger keeps exact counts)."""
+        with self._lock:
+            return self._late + Counter(more)
+
     def merged_candles(self, batch_id: int, candles: Iterable[Candle], latest_before_us: Mapping[str, int]) -> list[Candle]:
         """Like :meth:`merged_with`, for candles; ``latest_before_us`` decides which are revised."""
         with self._lock:

@@ -32,3 +32,45 @@ def expected_metrics(ticks: list[OracleTick]) -> dict[str, dict]:
             "turnover": sum(t.price * t.quantity for t in mine),
         }
     return result
+
+
+def expected_candles(batches: list[list[OracleTick]], lateness_s: int, intervals=(60, 300)) -> tuple[dict, set[str]]:
+    """Candles and late ticks, replaying the documented semantics batch by batch in plain Python.
+
+    Per symbol, a batch's watermark is the latest trade time seen before it minus the lateness; older
+    ticks are late (no candle). A candle that existed and whose window had ended before the batch is
+    revised when the batch adds to it. Replayed event ids count once.
+    """
+    seen: set[str] = set()
+    latest: dict[str, datetime] = {}
+    candles: dict[tuple[str, int, int], dict] = {}
+    late: set[str] = set()
+    for batch in batches:
+        fresh = []
+        for tick in batch:
+            if tick.event_id not in seen:
+                seen.add(tick.event_id)
+                fresh.append(tick)
+        touched: dict[tuple[str, int, int], list[OracleTick]] = {}
+        for tick in fresh:
+            watermark = latest[tick.symbol].timestamp() - lateness_s if tick.symbol in latest else None
+            if watermark is not None and tick.trade_time.timestamp() < watermark:
+                late.add(tick.event_id)
+                continue
+            for interval in intervals:
+                start = int(tick.trade_time.timestamp()) // interval * interval
+                touched.setdefault((tick.symbol, interval, start), []).append(tick)
+        for key, ticks in touched.items():
+            symbol, interval, start = key
+            before = candles.get(key)
+            all_ticks = (before["ticks"] if before else []) + ticks
+            ended = symbol in latest and start + interval <= latest[symbol].timestamp()
+            metrics = expected_metrics(all_ticks)[symbol]
+            candles[key] = {**metrics, "ticks": all_ticks,
+                            "revised": bool(before and (before["revised"] or ended))}
+        for tick in fresh:
+            if tick.symbol not in latest or tick.trade_time > latest[tick.symbol]:
+                latest[tick.symbol] = tick.trade_time
+    for values in candles.values():
+        values.pop("ticks")
+    return candles, late

@@ -212,3 +212,45 @@ def test_aggregates_are_published_on_a_compacted_topic(market_job, stack, transa
         consumer.close()
     latest = json.loads(seen[-1].value)
     assert (latest["trades"], latest["nav"], latest["vwap"]) == (1, "31.5000", "31.5000")
+
+
+def test_every_kind_of_bad_input_is_set_aside_with_its_reason(market_job, stack, mongo_client, transactions,
+                                                               fresh_symbol):
+    from kafka import KafkaProducer
+
+    marker = f"bad-{fresh_symbol}"
+    documents = {
+        "missing_symbol": {"price": 1, "quantity": 1},
+        "unknown_symbol": {"symbol": "NOSUCH", "price": 1, "quantity": 1},
+        "missing_price": {"symbol": fresh_symbol, "quantity": 1},
+        "invalid_price": {"symbol": fresh_symbol, "price": "NaN", "quantity": 1},
+        "invalid_quantity": {"symbol": fresh_symbol, "price": 1, "quantity": 2.5},
+        "invalid_side": {"symbol": fresh_symbol, "price": 1, "quantity": 1, "side": "short"},
+        "invalid_trade_time": {"symbol": fresh_symbol, "price": 1, "quantity": 1, "trade_time": "tomorrow-ish"},
+        "absurd_trade_time": {"symbol": fresh_symbol, "price": 1, "quantity": 1, "trade_time": datetime(1999, 1, 1)},
+    }
+    transactions.insert_one({"symbol": fresh_symbol, "price": 5, "quantity": 1})
+    transactions.insert_many([{**doc, "marker": marker, "expect": reason} for reason, doc in documents.items()])
+    transactions.insert_one({"symbol": fresh_symbol, "price": 6, "quantity": 1})
+    producer = KafkaProducer(bootstrap_servers=stack.effective_kafka_bootstrap)
+    try:  # what only a broken producer would publish: not JSON, and an event we do not handle
+        producer.send(stack.trades_topic, value=f"{marker} not json".encode())
+        producer.send(stack.trades_topic, value=json.dumps({"_id": {"_data": marker}, "operationType": "drop"}).encode())
+        producer.flush()
+    finally:
+        producer.close()
+    agg = wait_for_trades(market_job, fresh_symbol, 2)
+    assert (agg.trades, agg.low, agg.high) == (2, Decimal("5"), Decimal("6"))  # the stream went on, nothing else counted
+    rejected = mongo_client[stack.database]["rejected"]
+    expected = {reason: reason for reason in [*documents, "not_json", "unsupported_operation"]}
+
+    def landed() -> dict:
+        found = {}
+        for doc in rejected.find({"raw": {"$regex": marker}}):
+            raw = doc["raw"]
+            key = "not_json" if raw.startswith(marker) else "unsupported_operation" if '"drop"' in raw else \
+                json.loads(raw)["fullDocument"]["expect"]
+            found[key] = doc["reason"]
+        return found
+
+    wait_until(lambda: landed() == expected, timeout=60, what="every bad input in `rejected`", describe=lambda: repr(landed()))

@@ -5,6 +5,7 @@ over a file stream with one micro-batch per file."""
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -16,19 +17,22 @@ from hypothesis import strategies as st
 from pipeline.job import BatchHandler, market_stream
 from pipeline.state import MarketState
 from tests.events import KAFKA_SCHEMA, change_event, trade_doc
-from tests.oracle import OracleTick, expected_metrics
+from tests.oracle import OracleTick, expected_candles, expected_metrics
 
 pytestmark = pytest.mark.spark
 KNOWN = ("INFY", "TCS", "ITC")
 T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
 _runs = itertools.count()
+LATENESS_S = 120
 
 tick_strategy = st.builds(
     lambda symbol, cents, quantity, second: (symbol, Decimal(cents) / 100, quantity, T0 + timedelta(seconds=second)),
     st.sampled_from(KNOWN),
     st.integers(1, 10_000_000),
     st.integers(1, 5_000),
-    st.integers(0, 4),  # few distinct times: ties are common and broken by event id
+    # Ten minutes, in steps of 7 s: ties are common (broken by event id), windows are crossed, and with
+    # a lateness of 2 minutes some ticks arrive late.
+    st.integers(0, 85).map(lambda step: step * 7),
 )
 
 
@@ -65,7 +69,7 @@ def test_stream_results_equal_the_oracle(spark, tmp_path_factory, case):
     state = MarketState()
     source = spark.readStream.schema(KAFKA_SCHEMA).option("maxFilesPerTrigger", 1).parquet(str(folder / "in"))
     query = (market_stream(source, dedupe_horizon_s=3600).writeStream
-             .foreachBatch(BatchHandler(state, lambda: KNOWN))
+             .foreachBatch(BatchHandler(state, lambda: KNOWN, lateness_s=LATENESS_S))
              .option("checkpointLocation", str(folder / "checkpoint"))
              .trigger(availableNow=True).start())
     query.awaitTermination(timeout=300)
@@ -74,3 +78,12 @@ def test_stream_results_equal_the_oracle(spark, tmp_path_factory, case):
     actual = {symbol: {"trades": a.trades, "low": a.low, "high": a.high, "nav": a.nav, "open": a.open,
                        "volume": a.volume, "turnover": a.turnover} for symbol, a in snapshot.stocks.items()}
     assert actual == expected_metrics(ticks)
+    candles, late = expected_candles(batches, LATENESS_S)
+    actual_candles = {
+        candle.key: {"trades": m.trades, "low": m.low, "high": m.high, "nav": m.nav, "open": m.open,
+                     "volume": m.volume, "turnover": m.turnover, "revised": candle.revised}
+        for series in snapshot.candles.values() for candle in series for m in [candle.metrics]
+    }
+    assert actual_candles == candles
+    by_id = {t.event_id: t for t in ticks}
+    assert dict(snapshot.late_by_symbol) == dict(Counter(by_id[event_id].symbol for event_id in late))
