@@ -206,7 +206,7 @@ class BatchHandler:
         if d.aggregates is not None:
             d.aggregates.save(batch_id, merged)
         if d.published is not None:
-            d.published.publish(merged)
+            d.published.publish(merged, merged_candles)
         report = BatchReport(batch_id, time.time(), time.monotonic() - started,
                              sum(row.messages for row in rows if row.grouping == SYMBOL_LEVEL),
                              sum(a.trades for a in per_symbol.values()))

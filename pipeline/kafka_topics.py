@@ -17,6 +17,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.late_topic: {},
         # The latest aggregate per symbol (key): compaction keeps one record per key.
         settings.aggregates_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
+        settings.candles_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
     }
 
 

@@ -146,6 +146,10 @@ class Settings:
         return f"{self.trades_topic}.aggregates"
 
     @property
+    def candles_topic(self) -> str:
+        return f"{self.trades_topic}.candles"
+
+    @property
     def effective_checkpoint_dir(self) -> Path:
         return self.checkpoint_dir or self.data_dir / "checkpoints"
 

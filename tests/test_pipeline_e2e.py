@@ -212,6 +212,16 @@ def test_aggregates_are_published_on_a_compacted_topic(market_job, stack, transa
         consumer.close()
     latest = json.loads(seen[-1].value)
     assert (latest["trades"], latest["nav"], latest["vwap"]) == (1, "31.5000", "31.5000")
+    consumer = KafkaConsumer(stack.candles_topic, bootstrap_servers=stack.effective_kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    candles = []
+    try:
+        wait_until(lambda: candles.extend(m for m in consumer if m.key.startswith(f"{fresh_symbol}|".encode())) or
+                   len(candles) >= 2, timeout=30, what="1m and 5m candles on the compacted topic")
+    finally:
+        consumer.close()
+    assert sorted(json.loads(m.value)["interval_s"] for m in candles) == [60, 300]
+    assert all(json.loads(m.value)["close"] == "31.5000" for m in candles)
 
 
 def test_every_kind_of_bad_input_is_set_aside_with_its_reason(market_job, stack, mongo_client, transactions,
