@@ -49,7 +49,7 @@ SELECT symbol, {_flat()}
 FROM (SELECT symbol, {_metrics("true")} FROM {{ticks}} GROUP BY symbol)
 """
 
-CANDLE_INTERVALS_S = (60, 300)  # 1-minute and 5-minute candles
+CANDLE_INTERVALS_S = (60, 300)  # 1-minute and 5-minute candles; the second is a multiple of the first
 
 SUMMARY_SQL = f"""
 WITH classified AS (
@@ -60,30 +60,22 @@ WITH classified AS (
            THEN 'late'
          ELSE 'tick' END AS outcome
   FROM {{parsed}}
-), keyed AS (
-  SELECT *,
-    CASE WHEN outcome IN ('tick', 'late') THEN symbol END AS symbol_key,
-    CASE WHEN outcome = 'tick' THEN floor(unix_seconds(trade_time) / 60) * 60 END AS m1,
-    CASE WHEN outcome = 'tick' THEN floor(unix_seconds(trade_time) / 300) * 300 END AS m5
-  FROM classified
 ), grouped AS (
-  SELECT outcome, symbol_key AS symbol, m1, m5, grouping_id() AS grouping,
-    count(1) AS messages,
-    {_metrics("outcome IN ('tick', 'late')")},
-    slice(sort_array(collect_list(CASE WHEN outcome IN ('tick', 'late') THEN struct(
-      unix_micros(trade_time) AS trade_time_us, event_id, trade_id, price, quantity, side,
-      unix_micros(ingest_time) AS ingest_time_us) END), false), 1, :recent) AS recent,
-    collect_list(CASE WHEN outcome LIKE 'rejected:%' OR outcome = 'late' THEN struct(
-      event_id, symbol, reject_reason, raw, topic, partition, offset, unix_micros(trade_time) AS trade_time_us,
-      unix_micros(ingest_time) AS ingest_time_us) END) AS set_aside
-  FROM keyed
-  GROUP BY GROUPING SETS ((outcome, symbol_key), (outcome, symbol_key, m1), (outcome, symbol_key, m5))
+SELECT outcome,
+  CASE WHEN outcome IN ('tick', 'late') THEN symbol END AS symbol,
+  CAST(CASE WHEN outcome = 'tick' THEN floor(unix_seconds(trade_time) / 60) * 60 END AS BIGINT) AS window_start_s,
+  count(1) AS messages,
+  {_metrics("outcome IN ('tick', 'late')")},
+  slice(sort_array(collect_list(CASE WHEN outcome IN ('tick', 'late') THEN struct(
+    unix_micros(trade_time) AS trade_time_us, event_id, trade_id, price, quantity, side,
+    unix_micros(ingest_time) AS ingest_time_us) END), false), 1, :recent) AS recent,
+  collect_list(CASE WHEN outcome LIKE 'rejected:%' OR outcome = 'late' THEN struct(
+    event_id, symbol, reject_reason, raw, topic, partition, offset, unix_micros(trade_time) AS trade_time_us,
+    unix_micros(ingest_time) AS ingest_time_us) END) AS set_aside
+FROM classified
+GROUP BY 1, 2, 3
 )
-SELECT outcome, symbol, grouping, CAST(coalesce(m1, m5) AS BIGINT) AS window_start_s, messages,
-  {_flat("unix_micros({})")}, recent, set_aside
-FROM grouped
--- Candle rows only for on-time ticks; the other outcomes once, in the symbol-level set.
-WHERE grouping = 3 OR (outcome = 'tick' AND coalesce(m1, m5) IS NOT NULL)
+SELECT outcome, symbol, window_start_s, messages, {_flat("unix_micros({})")}, recent, set_aside FROM grouped
 """
 
 def aggregate_ticks(ticks: DataFrame) -> DataFrame:
@@ -96,12 +88,13 @@ def summarize_batch(
 ) -> DataFrame:
     """Everything a micro-batch yields, in one Spark job (each job costs tens of ms of scheduling).
 
-    Outcomes: ``tick``, ``late`` (a valid tick older than its symbol's watermark, epoch microseconds
-    in ``watermarks_us``; each symbol's candles close on its own clock), ``delete``,
-    ``rejected:<reason>``. Rows with ``grouping = 3`` are per (outcome, symbol): the metrics of
-    ``aggregate_ticks`` over ticks and late ticks, the latest ticks for charts, and the late or
-    rejected messages themselves (``set_aside``). Rows with ``grouping`` 1 (1-minute) or 2 (5-minute)
-    are candles of on-time ticks, keyed by ``window_start_s``. Times leave as epoch microseconds (UTC):
+    One row per (outcome, symbol, minute). Outcomes: ``tick`` (one row per symbol and 1-minute window
+    ``window_start_s``: a 1-minute candle), ``late`` (a valid tick older than its symbol's watermark,
+    epoch microseconds in ``watermarks_us``; each symbol's candles close on its own clock; no window),
+    ``delete`` and ``rejected:<reason>`` (no symbol). Each row has the metrics of ``aggregate_ticks``
+    over its ticks, its latest ticks for charts, and late or rejected messages (``set_aside``).
+    Per-symbol figures and 5-minute candles are merges of these rows (see :func:`merge`): one
+    grouping instead of three keeps the batch cheap. Times leave as epoch microseconds (UTC):
     pyspark would turn timestamps into naive local times.
     """
     return parsed.sparkSession.sql(

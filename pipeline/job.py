@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from pipeline import kafka_topics, mongo
-from pipeline.aggregate import CANDLE_INTERVALS_S, Candle, StockAggregate, merge, summarize_batch
+from pipeline.aggregate import CANDLE_INTERVALS_S, Candle, StockAggregate, merge, merge_candle, summarize_batch
 from pipeline.publish import AggregatePublisher
 from pipeline.set_aside import Ledger, dead_letters, late_ledger, late_record, rejected_record
 from pipeline.settings import Settings
@@ -36,7 +36,6 @@ QUERY_NAME = "stockdash_market"
 # checkpoint, so a new version starts a new checkpoint (and lineage) and rebuilds from the topic.
 PLAN_VERSION = 2
 SYMBOL_REFRESH_S = 10.0
-SYMBOL_LEVEL = 3  # grouping id of summarize_batch's per-symbol rows (1: 1-minute, 2: 5-minute candles)
 CANDLE_HISTORY_S = 12 * 3600  # candles loaded at start
 
 
@@ -174,22 +173,25 @@ class BatchHandler:
         if not rows:
             return
         per_symbol: dict[str, StockAggregate] = {}
-        candles, recent, rejected_rows, late_rows, rejected, deletes = [], [], [], [], Counter(), 0
+        candles: dict[tuple[str, int, int], Candle] = {}
+        recent, rejected_rows, late_rows, rejected, deletes = [], [], [], Counter(), 0
         for row in rows:
-            if row.grouping != SYMBOL_LEVEL:
-                candles.append(Candle(row.symbol, CANDLE_INTERVALS_S[row.grouping - 1], row.window_start_s,
-                                      _to_aggregate(row)))
-            elif row.outcome in ("tick", "late"):
-                per_symbol[row.symbol] = merge(per_symbol.get(row.symbol), _to_aggregate(row))
+            if row.outcome in ("tick", "late"):
+                aggregate = _to_aggregate(row)
+                per_symbol[row.symbol] = merge(per_symbol.get(row.symbol), aggregate)
                 recent.extend(_to_tick(row.symbol, tick) for tick in row.recent)
                 late_rows.extend(row.set_aside)
+                if row.outcome == "tick":
+                    for interval in CANDLE_INTERVALS_S:
+                        candle = Candle(row.symbol, interval, row.window_start_s // interval * interval, aggregate)
+                        candles[candle.key] = merge_candle(candles.get(candle.key), candle, None)
             elif row.outcome == "delete":
                 deletes += row.messages
             else:
                 rejected[row.outcome.removeprefix("rejected:")] += row.messages
                 rejected_rows.extend(row.set_aside)
         merged = self.state.merged_with(batch_id, per_symbol.values())
-        merged_candles = self.state.merged_candles(batch_id, candles, latest_before)
+        merged_candles = self.state.merged_candles(batch_id, candles.values(), latest_before)
         # Durable writes come before the state: a crash in between re-runs the batch, and every
         # write is idempotent per batch (per-key batch ids, or upserts by event id).
         d = self.durable
@@ -208,7 +210,7 @@ class BatchHandler:
         if d.published is not None:
             d.published.publish(merged, merged_candles)
         report = BatchReport(batch_id, time.time(), time.monotonic() - started,
-                             sum(row.messages for row in rows if row.grouping == SYMBOL_LEVEL),
+                             sum(row.messages for row in rows),
                              sum(a.trades for a in per_symbol.values()))
         self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report, rejected_totals=rejected_totals,
                                candles=merged_candles, late_totals=late_totals)
