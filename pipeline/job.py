@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -23,7 +22,7 @@ from pyspark.sql.streaming import StreamingQuery
 from pipeline import kafka_topics, mongo
 from pipeline.aggregate import CANDLE_INTERVALS_S, Candle, StockAggregate, merge, merge_candle, summarize_batch
 from pipeline.publish import AggregatePublisher
-from pipeline.set_aside import Ledger, dead_letters, late_ledger, late_record, rejected_record
+from pipeline.set_aside import Ledger, dead_letters, late_ledger, late_record, rejected_record, utc_from_micros
 from pipeline.settings import Settings
 from pipeline.state import BatchReport, MarketState, Tick
 from pipeline.store import AggregateStore, CandleStore, checkpoint_lineage
@@ -68,29 +67,23 @@ def spark_session(settings: Settings) -> SparkSession:
     return spark
 
 
-def _utc(micros: int | None) -> datetime | None:
-    if micros is None:
-        return None
-    return datetime.fromtimestamp(micros / 1_000_000, tz=timezone.utc)
-
-
 def _to_aggregate(row: Any) -> StockAggregate:
     values = row.asDict()
-    values["nav_time"] = _utc(values["nav_time"])
-    values["open_time"] = _utc(values["open_time"])
+    values["nav_time"] = utc_from_micros(values["nav_time"])
+    values["open_time"] = utc_from_micros(values["open_time"])
     return StockAggregate.from_row(values)
 
 
 def _to_tick(symbol: str, row: Any) -> Tick:
     return Tick(
         symbol=symbol,
-        trade_time=_utc(row.trade_time_us),
+        trade_time=utc_from_micros(row.trade_time_us),
         event_id=row.event_id,
         trade_id=row.trade_id,
         price=row.price,
         quantity=row.quantity,
         side=row.side,
-        ingest_time=_utc(row.ingest_time_us),
+        ingest_time=utc_from_micros(row.ingest_time_us),
     )
 
 

@@ -25,7 +25,8 @@ from pipeline.settings import Settings
 from pipeline.trades import REJECT_REASONS
 
 
-def _utc(micros: int | None) -> datetime | None:
+def utc_from_micros(micros: int | None) -> datetime | None:
+    """Epoch microseconds from Spark (see summarize_batch) as an aware UTC datetime."""
     return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, tz=timezone.utc)
 
 
@@ -37,15 +38,15 @@ def rejected_record(row: Any, batch_id: int) -> dict:
     """A rejected message as stored and published (``row``: a ``set_aside`` struct of summarize_batch)."""
     return {"_id": row.event_id, "reason": row.reject_reason,
             "description": REJECT_REASONS.get(row.reject_reason, row.reject_reason), "symbol": row.symbol,
-            "raw": row.raw, "source": _source(row), "ingest_time": _utc(row.ingest_time_us), "batch_id": batch_id}
+            "raw": row.raw, "source": _source(row), "ingest_time": utc_from_micros(row.ingest_time_us), "batch_id": batch_id}
 
 
 def late_record(row: Any, batch_id: int, watermark_us: int, latest_us: int) -> dict:
     """A late tick: its event time, and how far behind the watermark and the latest trade it was."""
-    return {"_id": row.event_id, "symbol": row.symbol, "trade_time": _utc(row.trade_time_us),
+    return {"_id": row.event_id, "symbol": row.symbol, "trade_time": utc_from_micros(row.trade_time_us),
             "late_by_s": (watermark_us - row.trade_time_us) / 1e6, "behind_latest_s": (latest_us - row.trade_time_us) / 1e6,
-            "watermark": _utc(watermark_us), "raw": row.raw, "source": _source(row),
-            "ingest_time": _utc(row.ingest_time_us), "batch_id": batch_id}
+            "watermark": utc_from_micros(watermark_us), "raw": row.raw, "source": _source(row),
+            "ingest_time": utc_from_micros(row.ingest_time_us), "batch_id": batch_id}
 
 
 class Ledger:

@@ -97,9 +97,3 @@ class CandleStore:
             (Candle(doc["symbol"], doc["interval_s"], doc["start_s"], _from_document(doc), doc["revised"]), doc["batch_id"])
             for doc in self.collection.find({"start_s": {"$gte": since_s}})
         ]
-
-
-def load_any(db: Database) -> dict[str, StockAggregate]:
-    """Whatever aggregates are stored, for an app that starts before its query (shows the market at once)."""
-    collection = db.get_collection(COLLECTION, codec_options=CodecOptions(tz_aware=True, tzinfo=timezone.utc))
-    return {doc["_id"]: _from_document(doc) for doc in collection.find({})}

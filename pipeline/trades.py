@@ -148,9 +148,6 @@ def valid_ticks(parsed: DataFrame) -> DataFrame:
     return parsed.where("reject_reason IS NULL AND op IN ('insert', 'update', 'replace')")
 
 
-def rejected(parsed: DataFrame) -> DataFrame:
-    return parsed.where("reject_reason IS NOT NULL")
-
 
 def deduplicate(parsed: DataFrame, horizon_seconds: int) -> DataFrame:
     """Drop redelivered change events by event id, keeping ids for ``horizon_seconds`` of database time.
