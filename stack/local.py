@@ -71,7 +71,7 @@ class LocalStack:
                 run_dir=self.run_dir,
                 env=s.service_env(),
                 cwd=PROJECT_ROOT,
-                ready=lambda: _relay_running(status_path),
+                ready=lambda: _relay_running(status_path, self.services["cdc-relay"].pid()),
             )
         else:
             from stack.connect import connect_service
@@ -175,6 +175,8 @@ class LocalStack:
         self.stop()
 
 
-def _relay_running(status_path: Path) -> bool:
+def _relay_running(status_path: Path, pid: int | None) -> bool:
+    # The pid check keeps a status file left by an earlier relay from counting as this one's.
     status = json.loads(status_path.read_text())
-    return status.get("state") == "running" and time.time() - status.get("heartbeat_at", 0) < 5
+    return (status.get("pid") == pid and status.get("state") == "running"
+            and time.time() - status.get("heartbeat_at", 0) < 5)

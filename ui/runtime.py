@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -30,6 +31,26 @@ class AppRuntime:
     job: MarketJob | None
     mongo: MongoClient
     _stopped: threading.Event = field(default_factory=threading.Event)
+    _mongo_check: tuple[float, str | None] = (0.0, None)
+    _mongo_check_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def mongo_problem(self, max_age_s: float = 5.0) -> str | None:
+        """A sentence for the banner when MongoDB is unreachable, else None.
+
+        Checked at most every ``max_age_s`` for all sessions: pages redraw twice a second, and a ping
+        to a MongoDB that is down blocks for the whole server-selection timeout.
+        """
+        with self._mongo_check_lock:
+            checked_at, problem = self._mongo_check
+            if time.monotonic() - checked_at < max_age_s:
+                return problem
+            try:
+                mongo.check_reachable(self.settings, self.mongo)
+                problem = None
+            except mongo.MongoUnavailable as exc:
+                problem = str(exc)
+            self._mongo_check = (time.monotonic(), problem)
+            return problem
 
     def stop(self) -> None:
         if self._stopped.is_set():
@@ -67,7 +88,8 @@ def get_runtime() -> AppRuntime:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _stocks_from_db(uri_key: str, database: str) -> list[tuple]:
+def _stocks_from_db(runtime_key: str, database: str) -> list[tuple]:
+    # runtime_key only separates cache entries of different runtimes (an installed one in tests).
     runtime = get_runtime()
     cursor = runtime.mongo[database]["stock"].find({}, {"_id": 1, "company": 1, "sector": 1, "reference_price": 1})
     return sorted((doc["_id"], doc.get("company", ""), doc.get("sector", ""), float(doc.get("reference_price", 0)))
@@ -82,12 +104,3 @@ def listed_stocks() -> dict[str, Stock]:
     except Exception:  # noqa: BLE001 - the banner on the page reports MongoDB being down
         rows = []
     return {row[0]: Stock(*row) for row in rows} or {stock.symbol: stock for stock in NSE_STOCKS}
-
-
-def mongo_problem(runtime: AppRuntime) -> str | None:
-    """A sentence for the banner when MongoDB is unreachable, else None."""
-    try:
-        mongo.check_reachable(runtime.settings, runtime.mongo)
-    except mongo.MongoUnavailable as exc:
-        return str(exc)
-    return None

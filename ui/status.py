@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.runtime import AppRuntime, mongo_problem
+from ui.runtime import AppRuntime
 
 
 def show_service_banners(runtime: AppRuntime) -> None:
-    problem = mongo_problem(runtime)
+    problem = runtime.mongo_problem()
     if problem:
         st.error(f"MongoDB is unavailable: {problem}", icon="🛑")
     status = runtime.query_status()
