@@ -10,9 +10,10 @@ st.set_page_config(page_title="Stock market dashboard", page_icon="📈", layout
 
 navigation = st.navigation(
     [
-        st.Page("pages/dashboard.py", title="Dashboard", icon="📊", default=True),
+        st.Page("pages/market.py", title="Market", icon="📊", default=True),
         st.Page("pages/stock.py", title="Stock", icon="📈", url_path="stock"),
         st.Page("pages/simulator.py", title="Simulator", icon="🎲", url_path="simulator"),
+        st.Page("pages/pipeline.py", title="Pipeline", icon="🩺", url_path="pipeline"),
     ]
 )
 navigation.run()

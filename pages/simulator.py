@@ -1,23 +1,41 @@
-"""Simulator: insert one trade, or a burst of random-walk trades, into stockmarket.transaction."""
+"""Simulator: insert one trade, run the random-walk generator in the background, or run a scenario
+that proves a piece of the pipeline's semantics live (expected beside shown)."""
 
+import time
+
+import pandas as pd
 import streamlit as st
+from kafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
 from pipeline.mongo import describe_address
-from simulator.trades import SIDES, InvalidTrade, RandomWalk, insert_many, insert_trade, validate_trade
+from simulator import scenarios
+from simulator.trades import SIDES, InvalidTrade, insert_trade, validate_trade
 from ui.runtime import get_runtime, listed_stocks
+
+SCENARIO_TIMEOUT_S = 30
 
 runtime = get_runtime()
 stocks = listed_stocks()
+symbols = sorted(stocks)
 transactions = runtime.mongo[runtime.settings.database]["transaction"]
+refresh_s = runtime.settings.dashboard_refresh_ms / 1000
 st.title("🎲 Trade simulator")
 st.caption(f"Trades are inserted into `{runtime.settings.database}.transaction` on "
-           f"{describe_address(runtime.settings)}; CDC carries them to the dashboard.")
+           f"{describe_address(runtime.settings)}; change data capture carries them to the dashboard.")
 
+
+def unavailable(what: str, exc: Exception) -> None:
+    service = "MongoDB" if isinstance(exc, PyMongoError) else "Kafka" if isinstance(exc, KafkaError) else "the pipeline"
+    st.error(f"Could not {what}: {service} is unavailable or too slow ({type(exc).__name__}). "
+             "See the **Pipeline** page.", icon="🛑")
+
+
+# -- one trade --------------------------------------------------------------------------------------
 with st.form("trade", clear_on_submit=False):
     st.subheader("One trade")
     left, right = st.columns(2)
-    symbol = left.selectbox("Symbol", sorted(stocks), key="trade_symbol")
+    symbol = left.selectbox("Symbol", symbols, key="trade_symbol")
     side = right.radio("Side", SIDES, horizontal=True, key="trade_side")
     price = left.text_input("Price (₹)", value=f"{stocks[symbol].reference_price:.2f}" if symbol else "",
                             key="trade_price")
@@ -32,21 +50,101 @@ if submitted:
     except InvalidTrade as exc:
         st.error(str(exc), icon="✋")
     except PyMongoError as exc:
-        st.error(f"Could not insert the trade: MongoDB is unavailable ({type(exc).__name__}).", icon="🛑")
+        unavailable("insert the trade", exc)
     else:
         st.success(f"Inserted {trade.side} {trade.quantity} × {trade.symbol} @ ₹{trade.price} (id {trade_id}).",
                    icon="✅")
 
-st.subheader("A burst of random-walk trades")
-burst_symbols = st.multiselect("Symbols", sorted(stocks), default=sorted(stocks), key="burst_symbols")
-count = st.slider("Trades", min_value=10, max_value=5000, value=200, step=10, key="burst_count")
-volatility = st.slider("Volatility per trade (%)", 0.05, 2.0, 0.2, 0.05, key="burst_volatility")
-if st.button("Insert burst", key="burst", disabled=not burst_symbols):
-    walk = st.session_state.setdefault("random_walk", RandomWalk({s: stock.reference_price for s, stock in stocks.items()}))
-    walk.volatility = volatility / 100
+# -- random-walk generator ------------------------------------------------------------------------
+st.subheader("Random-walk generator")
+generator = runtime.generator
+with st.form("generator"):
+    left, right = st.columns(2)
+    rate = left.slider("Trades per second", 1, 5000, 50, key="gen_rate")
+    duration = right.slider("Duration (s)", 5, 600, 60, step=5, key="gen_duration")
+    walk_symbols = left.multiselect("Symbols", symbols, default=[s for s in symbols if not s.startswith("ZT")][:10],
+                                    key="gen_symbols")
+    volatility = right.slider("Volatility per trade (%)", 0.05, 2.0, 0.2, 0.05, key="gen_volatility")
+    start = st.form_submit_button("Start", type="primary")
+if start:
     try:
-        inserted = insert_many(transactions, [walk.next_trade(walk.random.choice(burst_symbols)) for _ in range(count)])
-    except PyMongoError as exc:
-        st.error(f"Could not insert the burst: MongoDB is unavailable ({type(exc).__name__}).", icon="🛑")
+        plan = generator.start(rate, walk_symbols, volatility, duration,
+                               {s: stocks[s].reference_price for s in walk_symbols})
+    except ValueError as exc:
+        st.error(str(exc), icon="✋")
     else:
-        st.success(f"Inserted {inserted} trades across {len(burst_symbols)} symbols.", icon="✅")
+        st.toast(f"Generating {plan.total:,} trades over {plan.duration_s:.0f} s")
+
+
+@st.fragment(run_every=refresh_s)
+def generator_progress() -> None:
+    progress = generator.progress()
+    if progress.plan is None:
+        st.caption("Not started yet.")
+        return
+    plan = progress.plan
+    rate_text = f" · {progress.achieved_rate:,.0f} trades/s" if progress.achieved_rate else ""
+    st.progress(progress.fraction, text=f"{progress.state}: {progress.inserted:,} of {plan.total:,} trades "
+                                        f"across {len(plan.symbols)} symbols{rate_text}")
+    if progress.error:
+        st.error(progress.error, icon="🛑")
+    if progress.state == "running" and st.button("Stop", key="gen_stop"):
+        generator.stop()
+        st.rerun(scope="fragment")
+
+
+generator_progress()
+
+# -- scenarios ------------------------------------------------------------------------------------
+st.subheader("Scenarios")
+st.caption("Each writes real input for one stock and then checks the live state against what it must show. "
+           "Pick a stock the generator is not trading, or the figures will move under the check.")
+left, right = st.columns(2)
+key = left.selectbox("Scenario", list(scenarios.SCENARIOS), format_func=lambda k: scenarios.SCENARIOS[k].title,
+                     key="scenario")
+scenario_symbol = right.selectbox("Stock", symbols, index=symbols.index("WIPRO") if "WIPRO" in symbols else 0,
+                                  key="scenario_symbol")
+chosen = scenarios.SCENARIOS[key]
+st.markdown(f"**Writes:** {chosen.what}  \n**The dashboard must show:** {chosen.expect}")
+
+
+def observe(symbol: str = scenario_symbol) -> scenarios.Figures:
+    return scenarios.Figures.of(runtime.state.snapshot(), symbol)
+
+
+if st.button(f"Run “{chosen.title}”", key="scenario_run", type="primary"):
+    try:
+        with st.spinner("Writing the scenario's input …"):
+            st.session_state["scenario_result"] = scenarios.run(
+                key, scenario_symbol, stocks[scenario_symbol].reference_price, transactions, runtime.settings, observe)
+    except (PyMongoError, KafkaError, TimeoutError) as exc:
+        unavailable("run the scenario", exc)
+
+
+@st.fragment(run_every=refresh_s)
+def scenario_check() -> None:
+    run = st.session_state.get("scenario_result")
+    if run is None:
+        return
+    done = st.session_state.get("scenario_done")
+    if done is not None and done[0] == run.started_at:
+        rows, waited = done[1], done[2]  # once it agreed, later trades must not change the verdict
+    else:
+        rows, waited = scenarios.comparison(run.before, run.expected, observe(run.symbol)), time.time() - run.started_at
+    agreed = all(row["Agree"] for row in rows)
+    if agreed:
+        st.session_state["scenario_done"] = (run.started_at, rows, waited)
+    st.markdown(f"**{run.scenario.title} on {run.symbol}**")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"Agree": st.column_config.CheckboxColumn()})
+    if agreed:
+        st.success(f"The dashboard shows exactly what the scenario must produce ({waited:.1f} s after it "
+                   "was written).", icon="✅")
+    elif waited < SCENARIO_TIMEOUT_S:
+        st.info("Waiting for the pipeline to process the input …", icon="⏳")
+    else:
+        st.error(f"After {SCENARIO_TIMEOUT_S} s the shown figures still differ from the expected ones. Another "
+                 "writer may be trading this stock; otherwise see the **Pipeline** page.", icon="❌")
+
+
+scenario_check()

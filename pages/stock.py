@@ -1,20 +1,32 @@
-"""Stock: one symbol's price over time (Altair) and its figures."""
+"""Stock: one symbol's candles (1m/5m) with volume and VWAP, its figures and its latest trades.
 
-import altair as alt
+Deep link: ``/stock?symbol=INFY``.
+"""
+
 import streamlit as st
 
-from ui.format import ago, price_history
+from ui.charts import candlestick
+from ui.format import ago, candles_frame, plain, recent_trades
 from ui.runtime import get_runtime, listed_stocks
 from ui.status import show_service_banners
+
+INTERVALS = {"1m": 60, "5m": 300}
+PRICE = st.column_config.NumberColumn(format="₹%.2f")
 
 runtime = get_runtime()
 stocks = listed_stocks()
 symbols = sorted(stocks)
-requested = st.query_params.get("symbol", "").upper()
-symbol = st.selectbox("Symbol", symbols, index=symbols.index(requested) if requested in symbols else 0,
-                      key="stock_symbol")
+# A symbol from the URL is only used if it is listed: it is never echoed back unchecked.
+requested = st.query_params.get("symbol", "").strip().upper()
+left, right = st.columns([3, 1])
+symbol = left.selectbox("Symbol", symbols, index=symbols.index(requested) if requested in symbols else 0,
+                        key="stock_symbol")
+interval = right.radio("Candles", list(INTERVALS), horizontal=True, key="candle_interval")
 st.query_params["symbol"] = symbol
-st.title(f"📈 {symbol} · {stocks[symbol].company}")
+if requested and requested not in symbols:
+    st.warning("The symbol in the link is not a listed stock; showing the first one instead.", icon="⚠️")
+st.title(f"📈 {plain(symbol)} · {plain(stocks[symbol].company)}")
+st.caption(plain(stocks[symbol].sector))
 
 
 @st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
@@ -22,32 +34,43 @@ def live_stock() -> None:
     show_service_banners(runtime)
     snapshot = runtime.state.snapshot()
     aggregate = snapshot.stocks.get(symbol)
+    late, rejected = snapshot.late_by_symbol.get(symbol, 0), snapshot.rejected_by_symbol.get(symbol, 0)
     if aggregate is None:
         st.info(f"No trade of {symbol} has arrived yet. Insert one on the **Simulator** page.", icon="💡")
+        if rejected:
+            st.caption(f"{rejected:,} rejected messages for {symbol} were set aside (see **Pipeline**).")
         return
-    cols = st.columns(5)
     change = aggregate.change_pct
-    cols[0].metric("NAV", f"₹{aggregate.nav:,.2f}", f"{change:+.2f}%" if change is not None else None)
-    cols[1].metric("High", f"₹{aggregate.high:,.2f}")
-    cols[2].metric("Low", f"₹{aggregate.low:,.2f}")
-    cols[3].metric("Transactions", f"{aggregate.trades:,}")
-    cols[4].metric("Volume", f"{aggregate.volume:,}")
+    top, bottom = st.columns(4), st.columns(4)
+    top[0].metric("NAV", f"₹{aggregate.nav:,.2f}", f"{change:+.2f}%" if change is not None else None)
+    top[1].metric("High", f"₹{aggregate.high:,.2f}")
+    top[2].metric("Low", f"₹{aggregate.low:,.2f}")
+    top[3].metric("Transactions", f"{aggregate.trades:,}")
+    bottom[0].metric("VWAP", f"₹{aggregate.vwap:,.2f}" if aggregate.vwap is not None else "–")
+    bottom[1].metric("Volume", f"{aggregate.volume:,}")
+    bottom[2].metric("Late ticks", f"{late:,}", help="counted in these figures, left out of candles")
+    bottom[3].metric("Rejected", f"{rejected:,}", help="set aside with a reason, not counted")
     st.caption(f"Last trade {aggregate.last_trade_time:%Y-%m-%d %H:%M:%S} UTC · updated {ago(snapshot.updated_at)}")
-    history = price_history(snapshot, symbol)
-    if history.empty:
-        st.info("Price history starts with the next trade of this symbol.")
-        return
-    chart = (
-        alt.Chart(history)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("Trade time:T", title="Trade time (UTC)"),
-            y=alt.Y("Price:Q", title="Price (₹)", scale=alt.Scale(zero=False)),
-            tooltip=["Trade time:T", "Price:Q", "Quantity:Q", "Side:N"],
-        )
-        .properties(height=360)
-    )
-    st.altair_chart(chart, width="stretch")
+
+    candles = candles_frame(snapshot, symbol, INTERVALS[interval])
+    if candles.empty:
+        st.info("Candles start with the next trade of this symbol.", icon="💡")
+    else:
+        chart = runtime.view(f"candles/{symbol}/{interval}", snapshot.version, lambda: candlestick(
+            candles, float(aggregate.low), float(aggregate.high), interval))
+        st.altair_chart(chart, width="stretch")
+        st.caption("Orange dashes: VWAP since the first candle shown · shaded band: since-start low to high · "
+                   "a revised candle received a trade after it had closed.")
+    st.subheader("Latest trades")
+    trades = recent_trades(snapshot, symbol)
+    if trades.empty:
+        st.caption("Trades received since the app started are listed here.")
+    else:
+        st.dataframe(trades, hide_index=True, width="stretch", height=280, column_config={
+            "Price": PRICE,
+            "Trade time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            "Ingest time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+        })
 
 
 live_stock()

@@ -188,11 +188,12 @@ class BatchHandler:
         # Durable writes come before the state: a crash in between re-runs the batch, and every
         # write is idempotent per batch (per-key batch ids, or upserts by event id).
         d = self.durable
-        rejected_totals = None
+        rejected_totals = rejected_symbol_totals = None
         late_totals = self.state.late_counts_plus(Counter(r.symbol for r in late_rows)) if late_rows else None
         if d.rejected is not None and rejected_rows:
             d.rejected.write(rejected_record(r, batch_id) for r in rejected_rows)
             rejected_totals = d.rejected.counts()
+            rejected_symbol_totals = d.rejected.counts(by="symbol")
         if d.late is not None and late_rows:
             d.late.write(late_record(r, batch_id, watermarks[r.symbol], latest_before[r.symbol]) for r in late_rows)
             late_totals = d.late.counts()
@@ -206,7 +207,9 @@ class BatchHandler:
                              sum(row.messages for row in rows),
                              sum(a.trades for a in per_symbol.values()))
         self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report, rejected_totals=rejected_totals,
-                               candles=merged_candles, late_totals=late_totals)
+                               candles=merged_candles, late_totals=late_totals,
+                               rejected_symbol_totals=rejected_symbol_totals,
+                               ingest_times=[tick.ingest_time for tick in recent if tick.ingest_time is not None])
 
 
 class MarketJob:
@@ -246,7 +249,8 @@ class MarketJob:
             self.durable = Durable(AggregateStore(db, lineage), CandleStore(db, lineage), dead_letters(self.settings, db),
                                    late_ledger(self.settings, db), AggregatePublisher(self.settings))
             self.state.load(self.durable.aggregates.load(), self.durable.rejected.counts(), self.durable.late.counts(),
-                            self.durable.candles.load(since_s=int(time.time()) - CANDLE_HISTORY_S))
+                            self.durable.candles.load(since_s=int(time.time()) - CANDLE_HISTORY_S),
+                            self.durable.rejected.counts(by="symbol"))
         if self.spark is None:
             self.spark = spark_session(self.settings)
         source = (

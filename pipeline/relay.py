@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
     symbol = document.get("symbol", document.get("stock"))
     key = str(symbol).encode() if isinstance(symbol, str) and symbol else None
     return key, json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS).encode()
+
+
+def commit_time_ms(event: Mapping[str, Any]) -> int | None:
+    """When the database committed the change (``wallTime``, MongoDB 6.0+), as the Kafka timestamp:
+    the pipeline's freshness then starts at the insert. None (= now) where the server omits it."""
+    wall_time = event.get("wallTime")
+    if not isinstance(wall_time, datetime):
+        return None
+    if wall_time.tzinfo is None:  # pymongo decodes BSON dates as naive UTC unless tz_aware
+        wall_time = wall_time.replace(tzinfo=timezone.utc)
+    return int(wall_time.timestamp() * 1000)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -156,7 +168,7 @@ class ChangeRelay:
         event = stream.try_next()
         while event is not None:
             key, value = encode_event(event)
-            producer.send(self.settings.trades_topic, key=key, value=value)
+            producer.send(self.settings.trades_topic, key=key, value=value, timestamp_ms=commit_time_ms(event))
             sent += 1
             event = stream.try_next() if sent < MAX_BATCH else None
         if sent:

@@ -59,10 +59,10 @@ class Ledger:
         self.count_by = count_by
         self._producer: KafkaProducer | None = None
 
-    def counts(self) -> Counter:
-        """Stored records per ``count_by`` value: exact after restarts and re-run batches."""
+    def counts(self, by: str | None = None) -> Counter:
+        """Stored records per ``count_by`` (or ``by``) value: exact after restarts and re-run batches."""
         return Counter({doc["_id"]: doc["count"] for doc in self.collection.aggregate(
-            [{"$group": {"_id": f"${self.count_by}", "count": {"$sum": 1}}}])})
+            [{"$group": {"_id": f"${by or self.count_by}", "count": {"$sum": 1}}}])})
 
     def write(self, records: Iterable[dict]) -> int:
         records = list(records)

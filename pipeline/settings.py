@@ -40,6 +40,7 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("DEDUPE_HORIZON_S", "600", "how long (database time) a change event id is remembered to drop replays"),
     ("CANDLE_LATENESS_S", "120", "event-time lateness accepted into candles; older ticks go to the late ledger"),
     ("DASHBOARD_REFRESH_MS", "500", "how often the dashboard redraws itself"),
+    ("STALE_AFTER_S", "60", "a stock's badge turns \"stale\" when its last trade is older than this"),
 )
 
 
@@ -83,6 +84,7 @@ class Settings:
     dashboard_refresh_ms: int = 500
     dedupe_horizon_s: int = 600
     candle_lateness_s: int = 120
+    stale_after_s: int = 60
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -114,6 +116,7 @@ class Settings:
             dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 500, minimum=200),
             dedupe_horizon_s=_int(env, "DEDUPE_HORIZON_S", 600, minimum=1),
             candle_lateness_s=_int(env, "CANDLE_LATENESS_S", 120),
+            stale_after_s=_int(env, "STALE_AFTER_S", 60, minimum=1),
         )
 
     def with_changes(self, **changes: object) -> Settings:
@@ -181,6 +184,7 @@ class Settings:
             "DASHBOARD_REFRESH_MS": str(self.dashboard_refresh_ms),
             "DEDUPE_HORIZON_S": str(self.dedupe_horizon_s),
             "CANDLE_LATENESS_S": str(self.candle_lateness_s),
+            "STALE_AFTER_S": str(self.stale_after_s),
         }
         if self.cdc_mode == "connect":
             env["CONNECT_URL"] = self.effective_connect_url

@@ -19,6 +19,8 @@ from pipeline.aggregate import Candle, StockAggregate, merge, merge_candle
 
 RECENT_TICKS_KEPT = 500
 CANDLES_KEPT = 720  # per symbol and interval: 12 hours of 1-minute candles
+FRESHNESS_SAMPLES_KEPT = 50_000
+BATCH_REPORTS_KEPT = 2_000
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,29 @@ class BatchReport:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """Percentiles of the delay from a trade entering the pipeline to it being in the state."""
+
+    samples: int
+    p50_s: float | None
+    p99_s: float | None
+    max_s: float | None
+
+    @classmethod
+    def of(cls, sorted_delays: list[float]) -> Freshness:
+        if not sorted_delays:
+            return cls(0, None, None, None)
+        n = len(sorted_delays)
+        return cls(n, sorted_delays[(n - 1) // 2], sorted_delays[min(n - 1, int(n * 0.99))], sorted_delays[-1])
+
+
+@dataclass(frozen=True)
 class MarketSnapshot:
     stocks: Mapping[str, StockAggregate]
     recent_ticks: Mapping[str, tuple[Tick, ...]]
     rejected_by_reason: Mapping[str, int]
     late_by_symbol: Mapping[str, int]
+    rejected_by_symbol: Mapping[str, int]
     candles: Mapping[tuple[str, int], tuple[Candle, ...]]
     deletes: int
     version: int
@@ -73,6 +93,10 @@ class MarketState:
     _recent: dict[str, deque[Tick]] = field(default_factory=dict, repr=False)
     _rejected: Counter = field(default_factory=Counter, repr=False)
     _late: Counter = field(default_factory=Counter, repr=False)
+    _rejected_symbols: Counter = field(default_factory=Counter, repr=False)
+    # (applied at, seconds from the trade's ingest time to being applied), and every batch's report
+    _freshness: deque = field(default_factory=lambda: deque(maxlen=FRESHNESS_SAMPLES_KEPT), repr=False)
+    _reports: deque = field(default_factory=lambda: deque(maxlen=BATCH_REPORTS_KEPT), repr=False)
     _candles: dict[tuple[str, int, int], Candle] = field(default_factory=dict, repr=False)
     _candle_batch: dict[tuple[str, int, int], int] = field(default_factory=dict, repr=False)
     _deletes: int = 0
@@ -92,12 +116,14 @@ class MarketState:
         rejected_by_reason: Mapping[str, int] | None = None,
         late_by_symbol: Mapping[str, int] | None = None,
         candles: Iterable[tuple[Candle, int]] = (),
+        rejected_by_symbol: Mapping[str, int] | None = None,
     ) -> None:
         """Start from what was persisted: symbol -> (aggregate, id of the last batch merged into it),
         candles with their last batch, and the counts of set-aside messages."""
         with self._lock:
             self._rejected = Counter(rejected_by_reason or {})
             self._late = Counter(late_by_symbol or {})
+            self._rejected_symbols = Counter(rejected_by_symbol or {})
             for candle, batch_id in candles:
                 self._candles[candle.key] = candle
                 self._candle_batch[candle.key] = batch_id
@@ -148,10 +174,13 @@ class MarketState:
         rejected_totals: Mapping[str, int] | None = None,
         candles: Iterable[Candle] = (),
         late_totals: Mapping[str, int] | None = None,
+        rejected_symbol_totals: Mapping[str, int] | None = None,
+        ingest_times: Iterable[datetime] = (),
     ) -> None:
         """Install the results of one batch: ``merged`` comes from :meth:`merged_with`.
 
         Only the query's batch thread writes, so nothing changes between the two calls.
+        ``ingest_times`` (when trades entered the pipeline) become freshness samples, taken now.
         """
         merged = list(merged)
         candles = list(candles)
@@ -181,9 +210,14 @@ class MarketState:
                 self._rejected = Counter(rejected_totals)  # exact counts from the durable store
             else:
                 self._rejected.update(rejected_by_reason or {})
+            if rejected_symbol_totals is not None:
+                self._rejected_symbols = Counter(rejected_symbol_totals)
             self._deletes += deletes
             if report is not None:
                 self._last_batch = report
+                self._reports.append(report)
+            applied_at = time.time()
+            self._freshness.extend((applied_at, applied_at - t.timestamp()) for t in ingest_times)
             if merged or ticks or rejected_by_reason or deletes or candles or late_totals:
                 self._version += 1
                 self._updated_at = time.time()
@@ -216,6 +250,7 @@ class MarketState:
                 recent_ticks=MappingProxyType({symbol: tuple(ticks) for symbol, ticks in self._recent.items()}),
                 rejected_by_reason=MappingProxyType(dict(self._rejected)),
                 late_by_symbol=MappingProxyType(dict(self._late)),
+                rejected_by_symbol=MappingProxyType(dict(self._rejected_symbols)),
                 candles=MappingProxyType(self._candle_series()),
                 deletes=self._deletes,
                 version=self._version,
@@ -230,6 +265,18 @@ class MarketState:
         for key in sorted(self._candles):
             series.setdefault(key[:2], []).append(self._candles[key])
         return {key: tuple(values) for key, values in series.items()}
+
+    def freshness(self, window_s: float = 60.0, now: float | None = None) -> Freshness:
+        """Ingest-to-state delay of the trades applied in the last ``window_s`` seconds."""
+        since = (now or time.time()) - window_s
+        with self._lock:
+            delays = sorted(delay for applied_at, delay in self._freshness if applied_at >= since)
+        return Freshness.of(delays)
+
+    def batch_reports(self, window_s: float = 600.0, now: float | None = None) -> list[BatchReport]:
+        since = (now or time.time()) - window_s
+        with self._lock:
+            return [report for report in self._reports if report.finished_at >= since]
 
     def wait_for_change(self, after_version: int, timeout: float) -> int:
         """Block until ``version`` exceeds ``after_version`` (or timeout); returns the version."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import streamlit as st
 from pymongo import MongoClient
@@ -20,8 +21,11 @@ from pipeline.job import MarketJob
 from pipeline.settings import Settings
 from pipeline.state import MarketState
 from pipeline.stocks import NSE_STOCKS, Stock
+from simulator.generator import TradeGenerator
+from ui.health import ServiceHealth
 
 log = logging.getLogger("stockdash.app")
+T = TypeVar("T")
 
 
 @dataclass
@@ -30,32 +34,34 @@ class AppRuntime:
     state: MarketState
     job: MarketJob | None
     mongo: MongoClient
+    health: ServiceHealth = field(init=False)
+    generator: TradeGenerator = field(init=False)
     _stopped: threading.Event = field(default_factory=threading.Event)
-    _mongo_check: tuple[float, str | None] = (0.0, None)
-    _mongo_check_lock: threading.Lock = field(default_factory=threading.Lock)
+    _views: dict[str, tuple[object, object]] = field(default_factory=dict)
+    _views_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def mongo_problem(self, max_age_s: float = 5.0) -> str | None:
-        """A sentence for the banner when MongoDB is unreachable, else None.
+    def __post_init__(self) -> None:
+        self.health = ServiceHealth(self.settings, self.mongo)
+        self.generator = TradeGenerator(self.mongo[self.settings.database]["transaction"])
 
-        Checked at most every ``max_age_s`` for all sessions: pages redraw twice a second, and a ping
-        to a MongoDB that is down blocks for the whole server-selection timeout.
-        """
-        with self._mongo_check_lock:
-            checked_at, problem = self._mongo_check
-            if time.monotonic() - checked_at < max_age_s:
-                return problem
-            try:
-                mongo.check_reachable(self.settings, self.mongo)
-                problem = None
-            except mongo.MongoUnavailable as exc:
-                problem = str(exc)
-            self._mongo_check = (time.monotonic(), problem)
-            return problem
+    def view(self, name: str, key: object, build: Callable[[], T]) -> T:
+        """``build()``, reused for every session and redraw while ``key`` (e.g. a snapshot version) holds:
+        a page redraws twice a second, and nothing is recomputed unless its input changed."""
+        with self._views_lock:
+            cached = self._views.get(name)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        value = build()
+        with self._views_lock:
+            self._views[name] = (key, value)
+        return value
 
     def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.generator.stop()
+        self.health.stop()
         if self.job is not None:
             self.job.stop()
         self.mongo.close()

@@ -8,12 +8,11 @@ from ui.runtime import AppRuntime
 
 
 def show_service_banners(runtime: AppRuntime) -> None:
-    problem = runtime.mongo_problem()
-    if problem:
-        st.error(f"MongoDB is unavailable: {problem}", icon="🛑")
+    for check in runtime.health.latest().problems:
+        st.error(f"**{check.name}** is unavailable: {check.detail}", icon="🛑")
     status = runtime.query_status()
     if status["state"] == "starting":
         st.info("Starting the streaming query (Spark takes about ten seconds) …", icon="⏳")
     elif status["state"] == "failed":
-        st.error(f"The streaming query stopped: {status.get('error')}. Check that Kafka is running "
-                 "(`python -m stack status`) and restart the app.", icon="🛑")
+        st.error(f"The streaming query stopped: {status.get('error')}. Check the services on the **Pipeline** "
+                 "page (`python -m stack status`) and restart the app.", icon="🛑")
