@@ -13,8 +13,9 @@ run: bootstrap
 	$(PY) -m stack run -- $(PY) -m streamlit run app.py --server.headless true \
 	  --server.address 127.0.0.1 --server.port $${APP_PORT:-8501}
 
-## test: the whole test suite on real services (started and stopped by the tests)
-test: bootstrap
+## test: the whole test suite on real services (started and stopped by the tests), browser tests included
+test:
+	@scripts/bootstrap.sh --browser
 	$(PY) -m pytest
 
 stack-up: bootstrap

@@ -53,7 +53,7 @@ def live_market() -> None:
             "Transactions": st.column_config.NumberColumn(format="localized"),
             "Company": st.column_config.TextColumn(width="medium"),
             "Last trade (UTC)": st.column_config.DatetimeColumn(format="HH:mm:ss", help="event time of the NAV trade"),
-            "Trend": st.column_config.LineChartColumn("Trend", help="recent trade prices", width=110),
+            "Trend": st.column_config.LineChartColumn("Trend", help="recent trade prices", width=90),
             "Freshness": st.column_config.TextColumn(help=f"stale: no trade for more than {stale_after} s"),
         },
     )

@@ -29,3 +29,15 @@ fi
 
 echo "[bootstrap] JVM parts (Maven; cached after the first run)"
 .venv/bin/python -m stack.jvm
+
+# --browser: Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser).
+if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
+  echo "[bootstrap] installing Chromium from Debian (apt-get install chromium) for the browser tests"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  packages="chromium fonts-noto-color-emoji"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q $packages >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q $packages >/dev/null; } \
+    || fail "could not install Chromium; run 'sudo apt-get install chromium' (the browser tests need /usr/bin/chromium)"
+fi

@@ -6,32 +6,22 @@ database and topic; the final aggregates are compared with an aggregation run in
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from pipeline import kafka_topics, mongo
-from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.stocks import seed_stocks
+from pipeline import mongo
+from pipeline.settings import Settings
 from pipeline.waits import wait_until
 from simulator.trades import RandomWalk
+from tests.children import isolated, start, stop
 
 pytestmark = pytest.mark.integration
 SYMBOLS = ["INFY", "TCS", "ITC", "SBIN", "WIPRO"]
-
-
-def start(module: list[str], env: dict[str, str], log_path) -> subprocess.Popen:
-    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen([sys.executable, "-m", *module], env={**os.environ, **env}, cwd=PROJECT_ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def expected_from_mongo(db) -> dict[str, dict]:
@@ -46,13 +36,10 @@ def expected_from_mongo(db) -> dict[str, dict]:
 
 
 def test_kill_9_of_the_query_process_loses_and_doubles_nothing(stack: Settings, tmp_path):
-    name = f"crash{uuid.uuid4().hex[:6]}"
-    settings = stack.with_changes(database=name, trades_topic=f"{name}.transaction", data_dir=tmp_path)
+    settings = isolated(stack, tmp_path, "crash")
     env = settings.service_env()
     client = mongo.client(settings)
-    db = client[name]
-    seed_stocks(db)
-    kafka_topics.ensure_topics(settings)
+    db = client[settings.database]
     relay = start(["pipeline.relay"], env, tmp_path / "relay.log")
     job = start(["pipeline", "job"], env, tmp_path / "job-1.log")
     walk = RandomWalk({s: 100.0 for s in SYMBOLS}, volatility_pct=1, seed=5)
@@ -111,8 +98,5 @@ def test_kill_9_of_the_query_process_loses_and_doubles_nothing(stack: Settings, 
         assert actual == expected
     finally:
         done.set()
-        for process in (job, relay):
-            if process.poll() is None:
-                process.terminate()
-                process.wait(timeout=60)
+        stop(job, relay)
         client.close()

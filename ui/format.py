@@ -16,8 +16,8 @@ from pipeline.stocks import Stock
 SPARKLINE_POINTS = 40
 LIVE, STALE = "🟢 live", "🟠 stale"
 
-MARKET_COLUMNS = ["Symbol", "Company", "NAV", "Change %", "Trend", "High", "Low", "VWAP", "Volume", "Transactions",
-                  "Last trade (UTC)", "Freshness"]
+MARKET_COLUMNS = ["Symbol", "Freshness", "Company", "NAV", "Change %", "Trend", "High", "Low", "VWAP", "Volume",
+                  "Transactions", "Last trade (UTC)"]
 
 
 def _naive_utc(moment: datetime | None) -> datetime | None:
