@@ -22,7 +22,9 @@ def live_pipeline() -> None:
     status = runtime.query_status()
     progress = status.get("progress") or {}
     query_ok = {"running": True, "external": True, "starting": None}.get(status["state"], False)
-    query_detail = status.get("error") or status["state"]
+    query_detail = f"{status['state']}: {status['error']}" if status.get("error") else status["state"]
+    if status.get("restarts"):
+        query_detail += f" · restarted {status['restarts']} time(s)"
     cols = st.columns(4)
     for column, (name, ok, detail) in zip(cols, (
         (health.mongo.name, health.mongo.ok, health.mongo.detail),

@@ -35,6 +35,9 @@ QUERY_NAME = "stockdash_market"
 # checkpoint, so a new version starts a new checkpoint (and lineage) and rebuilds from the topic.
 PLAN_VERSION = 2
 SYMBOL_REFRESH_S = 10.0
+# After the query fails (Kafka or MongoDB gone, say), it is restarted from its checkpoint after these
+# pauses, the last one repeating: exactly once still holds (checkpoint + idempotent batch writes).
+RESTART_BACKOFF_S = (2.0, 5.0, 10.0, 30.0)
 CANDLE_HISTORY_S = 12 * 3600  # candles loaded at start
 
 
@@ -235,6 +238,8 @@ class MarketJob:
         self._thread: threading.Thread | None = None
         self._mongo = None
         self.durable = Durable()
+        self.restarts = 0
+        self._restart_error: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> MarketJob:
@@ -280,28 +285,73 @@ class MarketJob:
         return self
 
     def start_in_background(self) -> MarketJob:
-        def run() -> None:
-            try:
-                self.start()
-            except Exception as exc:  # noqa: BLE001 - reported on the page, not as a trace
-                self.error = f"{type(exc).__name__}: {exc}"
-                self.state.record_error(self.error)
-                log.error("streaming query failed to start: %s", self.error)
-
-        self._thread = threading.Thread(target=run, name="market-job-start", daemon=True)
+        """Start in a thread that then keeps the query running: a failed start or a failed query is
+        retried with backoff until :meth:`stop`, each failure logged and shown in the state."""
+        self._thread = threading.Thread(target=self._run_supervised, name="market-job", daemon=True)
         self._thread.start()
         return self
 
-    def status(self) -> dict[str, Any]:
-        """Where the query is: starting / running / failed / stopped, with its last progress."""
-        if self.error:
-            return {"state": "failed", "error": self.error}
+    def _run_supervised(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            problem = self._problem()
+            if problem is None:
+                attempt = 0
+                self._stopping.wait(1.0)
+                continue
+            if self.query is not None or self.error is not None:  # a failure, not the first start
+                delay = RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)]
+                self._restart_error = problem
+                self.state.record_error(f"{problem} (restarting in {delay:.0f} s)")
+                log.error("streaming query is down: %s; restarting in %.0f s (attempt %d)", problem, delay, attempt + 1)
+                if self._stopping.wait(delay):
+                    break
+                attempt += 1
+            try:
+                self._replace_query()
+            except Exception as exc:  # noqa: BLE001 - logged and retried, shown on the page, never a trace
+                self.error = _summary(f"{type(exc).__name__}: {exc}")
+                continue
+            if self._restart_error is not None:
+                self.restarts += 1
+                log.info("streaming query restarted (attempt %d)", attempt)
+            self.error = self._restart_error = None
+
+    def _problem(self) -> str | None:
+        """Why the query is not running, or None when it is."""
         if self.query is None:
-            return {"state": "stopped" if self._stopping.is_set() else "starting"}
+            return self.error or "not started yet"
         exception = self.query.exception()
         if exception is not None:
-            return {"state": "failed", "error": _summary(str(exception))}
-        return {"state": "running" if self.query.isActive else "stopped", "progress": self.query.lastProgress}
+            return _summary(str(exception))
+        return None if self.query.isActive else "the query stopped"
+
+    def _replace_query(self) -> None:
+        if self.query is not None:
+            try:
+                self.query.stop()
+            except Exception:  # noqa: BLE001 - it already failed; the restart is what matters
+                log.debug("stopping the failed query", exc_info=True)
+            self.query = None
+        self.durable.close()
+        if self._mongo is not None:
+            self._mongo.close()
+            self._mongo = None
+        self.start()
+
+    def status(self) -> dict[str, Any]:
+        """Where the query is: starting / running / restarting / stopped, with its last progress."""
+        if self._stopping.is_set():
+            return {"state": "stopped"}
+        if self._restart_error is not None or (self.query is None and self.error):
+            return {"state": "restarting", "error": self._restart_error or self.error, "restarts": self.restarts}
+        if self.query is None:
+            return {"state": "starting"}
+        exception = self.query.exception()
+        if exception is not None:
+            return {"state": "restarting" if self._thread else "failed", "error": _summary(str(exception))}
+        return {"state": "running" if self.query.isActive else "stopped", "progress": self.query.lastProgress,
+                "restarts": self.restarts}
 
     def wait_started(self, timeout: float) -> bool:
         return self._started.wait(timeout)

@@ -180,7 +180,8 @@ class ChangeRelay:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python logs every reconnect attempt as an error; our own one-line messages say what matters.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     settings = Settings.from_env()
     relay = ChangeRelay(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):

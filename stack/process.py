@@ -30,6 +30,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A free port p with p+1 free too (Kafka's controller listens on p+1)."""
+    for _ in range(50):
+        port = free_port()
+        if port < 65000 and not port_is_open(port + 1):
+            try:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise ServiceError("no two adjacent free ports on 127.0.0.1")
+
+
 def log_tail(path: Path, lines: int = 25) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()

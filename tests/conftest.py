@@ -3,7 +3,6 @@ SparkSession, one streaming job. Nothing here is a mock."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,23 +14,9 @@ from pipeline import mongo
 from pipeline.job import MarketJob, spark_session
 from pipeline.settings import PROJECT_ROOT, Settings
 from stack.local import LocalStack
-from stack.process import free_port
+from stack.process import free_port, free_port_pair
 
 TEST_SYMBOLS = tuple(f"ZT{index:03d}" for index in range(1, 81))  # listed in `stock` for tests only
-
-
-def _free_pair() -> int:
-    """A port p with p+1 free too (Kafka's controller listens on p+1)."""
-    for _ in range(50):
-        port = free_port()
-        if port < 65000:
-            try:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no two adjacent free ports")
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +25,7 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     env = {
         "STOCKDASH_DATA_DIR": str(data_dir),
         "LOCAL_MONGO_PORT": str(free_port()),
-        "LOCAL_KAFKA_PORT": str(_free_pair()),
+        "LOCAL_KAFKA_PORT": str(free_port_pair()),
         "TRADES_TOPIC": f"test.transaction.{uuid.uuid4().hex[:8]}",
     }
     return Settings.from_env(env)

@@ -82,6 +82,8 @@ def install(runtime: AppRuntime) -> None:
 @st.cache_resource(show_spinner=False)
 def _create_runtime() -> AppRuntime:
     settings = Settings.from_env()
+    # kafka-python logs each reconnect attempt as an error; the pages and our own log lines say it once.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     state = MarketState()
     job = MarketJob(settings, state).start_in_background()
     runtime = AppRuntime(settings, state, job, mongo.client(settings))

@@ -13,6 +13,9 @@ def show_service_banners(runtime: AppRuntime) -> None:
     status = runtime.query_status()
     if status["state"] == "starting":
         st.info("Starting the streaming query (Spark takes about ten seconds) …", icon="⏳")
+    elif status["state"] == "restarting":
+        st.warning(f"The streaming query is down ({status.get('error')}) and restarts by itself; figures resume "
+                   "where they stopped, nothing is lost or counted twice. See the **Pipeline** page.", icon="🔁")
     elif status["state"] == "failed":
         st.error(f"The streaming query stopped: {status.get('error')}. Check the services on the **Pipeline** "
                  "page (`python -m stack status`) and restart the app.", icon="🛑")
