@@ -18,6 +18,10 @@ test:
 	@scripts/bootstrap.sh --browser
 	$(PY) -m pytest
 
+## bench: freshness and throughput against the original design's pipeline (about 10 minutes)
+bench: bootstrap
+	$(PY) -m bench
+
 stack-up: bootstrap
 	$(PY) -m stack up
 

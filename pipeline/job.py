@@ -56,6 +56,7 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.sql.adaptive.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
@@ -166,6 +167,7 @@ class BatchHandler:
         watermarks = {symbol: latest - self.lateness_us for symbol, latest in latest_before.items()}
         # One partition: a micro-batch is small, and one task without a shuffle beats two stages.
         rows = summarize_batch(check_symbols(batch.coalesce(1), self.known_symbols()), watermarks).collect()
+        collected = time.monotonic()
         if not rows:
             return
         per_symbol: dict[str, StockAggregate] = {}
@@ -191,6 +193,7 @@ class BatchHandler:
         # Durable writes come before the state: a crash in between re-runs the batch, and every
         # write is idempotent per batch (per-key batch ids, or upserts by event id).
         d = self.durable
+        writing = time.monotonic()
         rejected_totals = rejected_symbol_totals = None
         late_totals = self.state.late_counts_plus(Counter(r.symbol for r in late_rows)) if late_rows else None
         if d.rejected is not None and rejected_rows:
@@ -206,9 +209,9 @@ class BatchHandler:
             d.aggregates.save(batch_id, merged)
         if d.published is not None:
             d.published.publish(merged, merged_candles)
-        report = BatchReport(batch_id, time.time(), time.monotonic() - started,
-                             sum(row.messages for row in rows),
-                             sum(a.trades for a in per_symbol.values()))
+        now = time.monotonic()
+        report = BatchReport(batch_id, time.time(), now - started, sum(row.messages for row in rows),
+                             sum(a.trades for a in per_symbol.values()), collected - started, now - writing)
         self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report, rejected_totals=rejected_totals,
                                candles=merged_candles, late_totals=late_totals,
                                rejected_symbol_totals=rejected_symbol_totals,

@@ -37,6 +37,9 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LOCAL_MONGO_PORT", "27017", "port of the embedded MongoDB stand-in"),
     ("LOCAL_KAFKA_PORT", "9092", "port of the embedded Kafka broker (controller: +1)"),
     ("LOCAL_CONNECT_PORT", "8083", "REST port of the embedded Kafka Connect worker"),
+    ("LOCAL_MONGO_STORAGE", "disk", "`disk` (H2 file, survives restarts) or `memory` (faster, for benchmarks) for the stand-in"),
+    ("LOCAL_MONGO_OPLOG_ENTRIES", "20000", "change events the stand-in keeps for CDC to resume from (oldest trimmed)"),
+    ("LOCAL_MONGO_HEAP_MB", "512", "JVM heap of the stand-in (`memory` storage keeps every document on it)"),
     ("DEDUPE_HORIZON_S", "600", "how long (database time) a change event id is remembered to drop replays"),
     ("CANDLE_LATENESS_S", "120", "event-time lateness accepted into candles; older ticks go to the late ledger"),
     ("DASHBOARD_REFRESH_MS", "500", "how often the dashboard redraws itself"),
@@ -81,6 +84,9 @@ class Settings:
     local_mongo_port: int = 27017
     local_kafka_port: int = 9092
     local_connect_port: int = 8083
+    local_mongo_storage: str = "disk"
+    local_mongo_oplog_entries: int = 20_000
+    local_mongo_heap_mb: int = 512
     dashboard_refresh_ms: int = 500
     dedupe_horizon_s: int = 600
     candle_lateness_s: int = 120
@@ -94,6 +100,9 @@ class Settings:
         cdc_mode = env.get("CDC_MODE", "relay").strip().lower() or "relay"
         if cdc_mode not in ("relay", "connect"):
             raise SettingsError(f"CDC_MODE={cdc_mode!r} is unknown; use 'relay' (default) or 'connect'")
+        storage = env.get("LOCAL_MONGO_STORAGE", "disk").strip().lower() or "disk"
+        if storage not in ("disk", "memory"):
+            raise SettingsError(f"LOCAL_MONGO_STORAGE={storage!r} is unknown; use 'disk' (default) or 'memory'")
         mongo_uri = env.get("MONGO_URI", "").strip() or None
         if mongo_uri and not mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
             raise SettingsError("MONGO_URI must start with mongodb:// or mongodb+srv://")
@@ -113,6 +122,9 @@ class Settings:
             local_mongo_port=_port(env, "LOCAL_MONGO_PORT", 27017),
             local_kafka_port=_port(env, "LOCAL_KAFKA_PORT", 9092),
             local_connect_port=_port(env, "LOCAL_CONNECT_PORT", 8083),
+            local_mongo_storage=storage,
+            local_mongo_oplog_entries=_int(env, "LOCAL_MONGO_OPLOG_ENTRIES", 20_000, minimum=100),
+            local_mongo_heap_mb=_int(env, "LOCAL_MONGO_HEAP_MB", 512, minimum=128),
             dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 500, minimum=200),
             dedupe_horizon_s=_int(env, "DEDUPE_HORIZON_S", 600, minimum=1),
             candle_lateness_s=_int(env, "CANDLE_LATENESS_S", 120),

@@ -44,6 +44,8 @@ class BatchReport:
     duration_s: float
     messages: int
     ticks: int
+    spark_s: float = 0.0  # of duration_s: running the batch's Spark job and collecting its result
+    durable_s: float = 0.0  # of duration_s: MongoDB and Kafka writes before the state changes
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,10 @@ class LocalStack:
         if s.embedded_mongo:
             self.services["mongo"] = ServiceProcess(
                 name="mongo",
-                command=[java, *JVM_HEAP, "-cp", jvm.classpath("mongo"), str(STACK_DIR / "mongo" / "MongoLauncher.java"),
-                         "--port", str(s.local_mongo_port), "--data-dir", str(s.data_dir / "mongo")],
+                command=[java, *JVM_HEAP, f"-Xmx{s.local_mongo_heap_mb}m", "-cp", jvm.classpath("mongo"),
+                         str(STACK_DIR / "mongo" / "MongoLauncher.java"),
+                         "--port", str(s.local_mongo_port), "--oplog-max-entries", str(s.local_mongo_oplog_entries),
+                         *(["--memory"] if s.local_mongo_storage == "memory" else ["--data-dir", str(s.data_dir / "mongo")])],
                 run_dir=self.run_dir,
                 port=s.local_mongo_port,
                 ready=lambda: mongo.ping(mongo.client(s, timeout_ms=500)),

@@ -1,0 +1,219 @@
+"""``python -m bench`` (``make bench``): freshness and throughput of the whole path, against the
+original design's pipeline, in one run on a local stack of its own.
+
+Phases, each followed by a drain (every trade visible):
+1. ours at the comparison rate, then at 1,000 trades/s (the freshness target);
+2. ours at rising rates until freshness p99 passes 5 s or the load cannot keep the rate;
+3. exactness: our aggregates against MongoDB's own aggregation over `transaction`;
+4. the original design (consumer -> one JSON file per message -> Spark file source) at the
+   comparison rate, with its one-minute trigger, then with our trigger.
+Prints tables; writes ``bench/results/latest.json`` and ``latest.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import psutil
+
+from bench.baseline import start_file_query
+from bench.load import PacedLoad
+from bench.probe import FreshnessProbe
+from bench.report import plot, print_tables
+from bench.resources import ResourceSampler
+from pipeline import mongo
+from pipeline.job import MarketJob, spark_session
+from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.state import MarketState
+from pipeline.stocks import NSE_STOCKS
+from pipeline.waits import wait_until
+from stack.local import LocalStack
+from stack.process import free_port, free_port_pair
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+SUSTAIN_P99_S = 5.0
+
+
+def bench_settings(data_dir: Path) -> Settings:
+    env = {**os.environ, "STOCKDASH_DATA_DIR": str(data_dir), "LOCAL_MONGO_PORT": str(free_port()),
+           "LOCAL_KAFKA_PORT": str(free_port_pair()), "TRADES_TOPIC": "bench.transaction",
+           # The H2 file backend inserts ~1-2k documents/s (Java serialisation); memory does >20k/s.
+           "LOCAL_MONGO_STORAGE": os.environ.get("LOCAL_MONGO_STORAGE", "memory"),
+           "LOCAL_MONGO_HEAP_MB": os.environ.get("LOCAL_MONGO_HEAP_MB", "4096"),
+           "LOCAL_MONGO_OPLOG_ENTRIES": os.environ.get("LOCAL_MONGO_OPLOG_ENTRIES", "200000")}
+    return Settings.from_env(env)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir = PROJECT_ROOT / ".local" / "bench"
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.settings = bench_settings(self.data_dir)
+        self.stack = LocalStack(self.settings)
+        self.phases: list[dict] = []
+        self.t0 = time.time()
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _phase(self, name: str, pipeline: str, probe: FreshnessProbe, load: PacedLoad, rate: int,
+               duration_s: float, drain_s: float = 120.0) -> dict:
+        print(f"[bench] {name}: {rate:,} trades/s for {duration_s:.0f} s", flush=True)
+        self.resources.phase = name
+        run = load.run(rate, duration_s)
+        try:
+            wait_until(lambda: probe.outstanding() == 0, timeout=drain_s, interval=0.1, what=f"{name}: all trades visible",
+                       describe=lambda: f"{probe.outstanding():,} not yet visible")
+            drained = True
+        except TimeoutError:
+            drained = False
+        self.resources.phase = "idle"
+        stats = probe.percentiles(run.started_at, run.ended_at + 1e-6)
+        samples = probe.samples(run.started_at, run.ended_at + 1e-6)
+        step = max(1, len(samples) // 1500)  # the plot needs the shape, not every insert
+        timeline = [[round(at - self.t0, 3), round(delay, 4)] for at, delay, _ in samples[::step]]
+        phase = {"phase": name, "pipeline": pipeline, "rate_per_s": rate, "duration_s": duration_s,
+                 "inserted": run.inserted, "achieved_per_s": round(run.achieved_per_s, 1),
+                 "all_visible": drained, "freshness": asdict(stats), "resources": self.resources.summary(name),
+                 "started_s": round(run.started_at - self.t0, 2), "ended_s": round(run.ended_at - self.t0, 2),
+                 "timeline": timeline}
+        self.phases.append(phase)
+        p = phase["freshness"]
+        print(f"[bench]   p50 {p['p50_s']} s, p99 {p['p99_s']} s, achieved {run.achieved_per_s:,.0f}/s", flush=True)
+        return phase
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self) -> dict:
+        args = self.args
+        settings = self.stack.start()
+        client = mongo.client(settings)
+        transactions = client[settings.database]["transaction"]
+        prices = {s.symbol: s.reference_price for s in NSE_STOCKS}
+        spark = spark_session(settings)
+        self.resources = ResourceSampler({
+            "MongoDB stand-in": self.stack.services["mongo"].pid(), "Kafka": self.stack.services["kafka"].pid(),
+            "CDC relay": self.stack.services["cdc-relay"].pid(), "bench + Spark driver (Python)": os.getpid()})
+        for child in psutil.Process().children(recursive=True):
+            if "java" in child.name():
+                self.resources.add("Spark (JVM)", child.pid)
+
+        # 1-3: ours
+        state = MarketState()
+        job = MarketJob(settings, state, spark=spark).start()
+        probe = FreshnessProbe(state)
+        load = PacedLoad(transactions, prices, probe.expect)
+        self._phase("warm-up", "ours", probe, load, 200, 5)
+        self._phase(f"ours @ {args.compare_rate:,}/s", "ours", probe, load, args.compare_rate, args.duration)
+        self._phase("ours @ 1,000/s (target)", "ours", probe, load, 1000, args.duration)
+        sustained = None
+        for rate in args.steps:
+            phase = self._phase(f"ours @ {rate:,}/s (step)", "ours", probe, load, rate, args.step_duration)
+            p99 = phase["freshness"]["p99_s"]
+            if not phase["all_visible"] or p99 is None or p99 >= SUSTAIN_P99_S or phase["achieved_per_s"] < 0.95 * rate:
+                break
+            sustained = rate
+        exact = self._exact(client[settings.database], state)
+        probe.close()
+        job.stop()
+
+        # 4: the original design's pipeline at the comparison rate
+        baselines = {}
+        for label, trigger_s in (("original design, 1-minute trigger", 60.0), ("original design, our trigger", None)):
+            baselines[label] = self._baseline(spark, settings, transactions, prices, label, trigger_s)
+
+        spark.stop()
+        self.resources.close()
+        client.close()
+        return {"sustained_per_s": sustained, "exact": exact, "phases": self.phases}
+
+    def _baseline(self, spark, settings: Settings, transactions, prices, label: str, trigger_s: float | None) -> dict:
+        slug = "1min" if trigger_s else "ours"
+        folder, checkpoint = self.data_dir / f"baseline-{slug}" / "files", self.data_dir / f"baseline-{slug}" / "checkpoint"
+        ready = self.data_dir / f"baseline-{slug}" / "consumer-ready"
+        folder.mkdir(parents=True)
+        consumer = subprocess.Popen([sys.executable, "-m", "bench.baseline", settings.effective_kafka_bootstrap,
+                                     settings.trades_topic, str(folder), str(ready)], cwd=PROJECT_ROOT)
+        try:
+            wait_until(ready.exists, timeout=60, what="baseline consumer assigned")
+            self.resources.add("baseline consumer", consumer.pid)
+            state = MarketState()
+            query = start_file_query(spark, folder, checkpoint, state, frozenset(prices), trigger_s)
+            time.sleep(2)  # the query's first (empty) trigger has run: the minute starts now
+            probe = FreshnessProbe(state)
+            load = PacedLoad(transactions, prices, probe.expect, seed=2)
+            phase = self._phase(label, "original design", probe, load, self.args.compare_rate,
+                                self.args.baseline_duration if trigger_s else self.args.duration,
+                                drain_s=(trigger_s or 0) * 2 + 120)
+            probe.close()
+            query.stop()
+            phase["files"] = sum(1 for _ in folder.iterdir())
+            return phase
+        finally:
+            consumer.terminate()
+            consumer.wait(timeout=30)
+
+    def _exact(self, db, state: MarketState) -> dict:
+        """Our per-symbol figures against MongoDB's own aggregation over every inserted trade."""
+        pipeline = [{"$group": {"_id": "$symbol", "trades": {"$sum": 1}, "low": {"$min": "$price"},
+                                "high": {"$max": "$price"}, "volume": {"$sum": "$quantity"}}}]
+        truth = {d["_id"]: (d["trades"], Decimal(str(d["low"])), Decimal(str(d["high"])), d["volume"])
+                 for d in db["transaction"].aggregate(pipeline)}
+        ours = {s: (a.trades, a.low.normalize(), a.high.normalize(), a.volume) for s, a in state.snapshot().stocks.items()}
+        truth = {s: (t, lo.normalize(), hi.normalize(), v) for s, (t, lo, hi, v) in truth.items()}
+        differing = sorted(s for s in truth.keys() | ours.keys() if truth.get(s) != ours.get(s))
+        result = {"symbols": len(truth), "trades": sum(t[0] for t in truth.values()), "equal": not differing,
+                  "differing": differing[:10]}
+        print(f"[bench] exactness: {result}", flush=True)
+        return result
+
+    def close(self) -> None:
+        self.stack.stop()
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "cpu_model": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                               if line.startswith("model name")), platform.processor()),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare-rate", type=int, default=200, help="trades/s of the ours-vs-original comparison")
+    parser.add_argument("--duration", type=float, default=30, help="seconds of load per phase")
+    parser.add_argument("--baseline-duration", type=float, default=55,
+                        help="seconds of load for the one-minute-trigger baseline (one trigger's worth)")
+    parser.add_argument("--step-duration", type=float, default=15, help="seconds of load per rate step")
+    parser.add_argument("--steps", type=lambda text: [int(v) for v in text.split(",")],
+                        default=[2000, 5000, 10000, 15000, 20000], help="rates of the throughput steps")
+    args = parser.parse_args(argv)
+    bench = Bench(args)
+    started = datetime.now(timezone.utc)
+    try:
+        result = bench.run()
+    finally:
+        bench.close()
+    result.update(started_at=started.isoformat(timespec="seconds"), machine=machine(), args=vars(args),
+                  realtime_mode="not run: needs Spark 4.3, whose Kafka connector (spark-sql-kafka-0-10 4.3.0) "
+                                "is not served by the Maven mirror reachable here")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2, default=str))
+    plot(result, RESULTS / "latest.png")
+    print_tables(result)
+    print(f"\n[bench] results: {RESULTS / 'latest.json'}, plot: {RESULTS / 'latest.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
