@@ -57,6 +57,16 @@ def _number(field: str) -> str:
     )
 
 
+# Epoch numbers outside 1900..9999 are not times: converting them would overflow and fail the whole
+# batch (found by the fuzz test), so they become NULL, i.e. "invalid_trade_time".
+_EPOCH_MILLIS_RANGE = (-2_208_988_800_000, 253_402_300_799_999)
+
+
+def _epoch_millis(expression: str) -> str:
+    low, high = _EPOCH_MILLIS_RANGE
+    return f"CASE WHEN {expression} BETWEEN {low} AND {high} THEN timestamp_millis({expression}) END"
+
+
 PARSE_SQL = f"""
 WITH events AS (
   SELECT CAST(value AS STRING) AS raw, from_json(CAST(value AS STRING), '{_EVENT_SCHEMA}') AS e,
@@ -74,7 +84,8 @@ WITH events AS (
     e.fullDocument['price'] AS price_raw,
     e.fullDocument['quantity'] AS quantity_raw,
     coalesce(e.fullDocument['trade_time'], e.fullDocument['tradeTime'], e.fullDocument['timestamp']) AS time_raw,
-    timestamp_seconds(try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT)) AS cluster_time
+    timestamp_seconds(CASE WHEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) BETWEEN 0 AND 253402300799
+      THEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) END) AS cluster_time
   FROM events
 ), typed AS (
   SELECT *,
@@ -87,9 +98,9 @@ WITH events AS (
     CASE
       WHEN time_raw IS NULL THEN cluster_time
       WHEN get_json_object(date_text, '$.$numberLong') IS NOT NULL
-        THEN timestamp_millis(try_cast(get_json_object(date_text, '$.$numberLong') AS BIGINT))
+        THEN {_epoch_millis("try_cast(get_json_object(date_text, '$.$numberLong') AS BIGINT)")}
       WHEN date_text RLIKE '^-?[0-9]+$' AND length(date_text) >= 10
-        THEN timestamp_millis(try_cast(date_text AS BIGINT))
+        THEN {_epoch_millis("try_cast(date_text AS BIGINT)")}
       ELSE try_cast(date_text AS TIMESTAMP)
     END AS trade_time
   FROM typed

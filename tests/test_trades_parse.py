@@ -94,3 +94,11 @@ def test_one_output_row_per_message_and_valid_rows_survive_bad_neighbours(spark)
     rows = parse(spark, messages)
     assert len(rows) == 4
     assert [r["event_id"] for r in rows if r["reject_reason"] is None] == ["ok1", "ok2"]
+
+
+def test_epoch_times_out_of_range_are_rejected_not_fatal(spark):
+    # Found by the fuzz test: 9223372036854776 ms overflowed in Spark and failed the whole batch.
+    messages = [change_event(f"e{i}", trade_doc("INFY", 10, when=None, trade_time={"$numberLong": str(value)}))
+                for i, value in enumerate((9223372036854776, -62135510400001, 253402300800000))]
+    rows = parse_change_events(kafka_rows(spark, messages), ["INFY"]).select("reject_reason").collect()
+    assert [row.reject_reason for row in rows] == ["invalid_trade_time"] * 3
