@@ -21,17 +21,16 @@ def live_pipeline() -> None:
     health = runtime.health.latest()
     status = runtime.query_status()
     progress = status.get("progress") or {}
-    query_ok = {"running": True, "external": True, "starting": None}.get(status["state"], False)
+    query_ok = {"running": True, "reading": True, "external": True, "starting": None}.get(status["state"], False)
     query_detail = f"{status['state']}: {status['error']}" if status.get("error") else status["state"]
+    if status["state"] == "reading":
+        query_detail = (f"runs elsewhere; this app reads its aggregates from MongoDB (batch {status['last_batch']}, "
+                        f"read {ago(status['read_at'])})")
     if status.get("restarts"):
         query_detail += f" · restarted {status['restarts']} time(s)"
-    cols = st.columns(4)
-    for column, (name, ok, detail) in zip(cols, (
-        (health.mongo.name, health.mongo.ok, health.mongo.detail),
-        (health.kafka.name, health.kafka.ok, health.kafka.detail),
-        (health.cdc.name, health.cdc.ok, health.cdc.detail),
-        ("Spark query", query_ok, query_detail),
-    ), strict=True):
+    cards = [(check.name, check.ok, check.detail) for check in (health.mongo, health.kafka, health.cdc)]
+    cards += [("Spark query", query_ok, query_detail), (health.archive.name, health.archive.ok, health.archive.detail)]
+    for column, (name, ok, detail) in zip(st.columns(len(cards)), cards, strict=True):
         with column.container(border=True):
             st.markdown(f"{ICONS[ok]} **{name}**")
             st.caption(detail)

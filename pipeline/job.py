@@ -228,8 +228,10 @@ class MarketJob:
         *,
         persist: bool = True,
         spark: SparkSession | None = None,
+        name: str = QUERY_NAME,
     ) -> None:
         self.settings = settings
+        self.name = name  # unique per SparkSession: a second query (a replay, say) needs its own
         self.state = state or MarketState()
         self.persist = persist
         self.spark: SparkSession | None = spark
@@ -247,7 +249,7 @@ class MarketJob:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> MarketJob:
         """Start synchronously; raises on failure."""
-        checkpoint = self.settings.effective_checkpoint_dir / f"{QUERY_NAME}-v{PLAN_VERSION}"
+        checkpoint = self.settings.effective_checkpoint_dir / f"{self.name}-v{PLAN_VERSION}"
         kafka_topics.ensure_topics(self.settings)
         if self.persist:
             self._mongo = mongo.client(self.settings)
@@ -275,7 +277,7 @@ class MarketJob:
         )
         writer = (
             market_stream(source, self.settings.dedupe_horizon_s)
-            .writeStream.queryName(QUERY_NAME)
+            .writeStream.queryName(self.name)
             .foreachBatch(BatchHandler(self.state, ListedSymbols(self.settings), self.durable,
                                        self.settings.candle_lateness_s))
             .option("checkpointLocation", str(checkpoint))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -30,6 +29,7 @@ from kafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
 from pipeline import mongo
+from pipeline.heartbeat import ServiceStatus, write_atomically
 from pipeline.settings import Settings
 
 log = logging.getLogger("stockdash.relay")
@@ -39,12 +39,25 @@ IDLE_BACKOFF_S = (0.002, 0.005, 0.01, 0.02)  # the stand-in ignores awaitData: p
 RETRY_BACKOFF_S = 1.0
 
 
+def _symbol_key(event: Mapping[str, Any]) -> bytes | None:
+    """The Kafka key of a change event: its trade's symbol, so one symbol stays on one partition."""
+    document = event.get("fullDocument")
+    symbol = document.get("symbol", document.get("stock")) if isinstance(document, Mapping) else None
+    return symbol.encode() if isinstance(symbol, str) and symbol else None
+
+
 def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
     """(key, value) of one change event: key = symbol (if any), value = relaxed Extended JSON."""
-    document = event.get("fullDocument") or {}
-    symbol = document.get("symbol", document.get("stock"))
-    key = str(symbol).encode() if isinstance(symbol, str) and symbol else None
-    return key, json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS).encode()
+    return _symbol_key(event), json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS).encode()
+
+
+def event_key(value: bytes) -> bytes | None:
+    """The key of an already encoded change event (archive replay); None if it is not JSON."""
+    try:
+        event = json.loads(value)
+    except ValueError:
+        return None
+    return _symbol_key(event) if isinstance(event, dict) else None
 
 
 def commit_time_ms(event: Mapping[str, Any]) -> int | None:
@@ -56,15 +69,6 @@ def commit_time_ms(event: Mapping[str, Any]) -> int | None:
     if wall_time.tzinfo is None:  # pymongo decodes BSON dates as naive UTC unless tz_aware
         wall_time = wall_time.replace(tzinfo=timezone.utc)
     return int(wall_time.timestamp() * 1000)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 class ResumeTokenStore:
@@ -81,26 +85,7 @@ class ResumeTokenStore:
 
     def save(self, token: Mapping[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.path, json_util.dumps(token))
-
-
-class RelayStatus:
-    """Heartbeat and counters in a JSON file the stack and the Pipeline page read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.values: dict[str, Any] = {"pid": os.getpid(), "state": "starting", "events": 0,
-                                       "started_at": time.time(), "last_event_at": None, "last_error": None}
-        self._written = 0.0
-
-    def update(self, force: bool = False, **values: Any) -> None:
-        self.values.update(values)
-        now = time.time()
-        if force or now - self._written >= 0.5:
-            self.values["heartbeat_at"] = now
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.path, json.dumps(self.values))
-            self._written = now
+        write_atomically(self.path, json_util.dumps(token))
 
 
 def relay_paths(settings: Settings) -> tuple[Path, Path]:
@@ -115,7 +100,7 @@ class ChangeRelay:
         self.stop = stop or threading.Event()
         token_path, status_path = relay_paths(settings)
         self.tokens = ResumeTokenStore(token_path)
-        self.status = RelayStatus(status_path)
+        self.status = ServiceStatus(status_path, events=0, last_event_at=None)
 
     def _producer(self) -> KafkaProducer:
         return KafkaProducer(

@@ -40,8 +40,12 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LOCAL_MONGO_STORAGE", "disk", "`disk` (H2 file, survives restarts) or `memory` (faster, for benchmarks) for the stand-in"),
     ("LOCAL_MONGO_OPLOG_ENTRIES", "20000", "change events the stand-in keeps for CDC to resume from (oldest trimmed)"),
     ("LOCAL_MONGO_HEAP_MB", "512", "JVM heap of the stand-in (`memory` storage keeps every document on it)"),
+    ("ARCHIVE_DIR", "$STOCKDASH_DATA_DIR/archive", "raw change events, one JSON Lines file per day and partition"),
+    ("ARCHIVE_RETENTION_DAYS", "7", "archive days kept; older day folders are purged"),
     ("DEDUPE_HORIZON_S", "600", "how long (database time) a change event id is remembered to drop replays"),
     ("CANDLE_LATENESS_S", "120", "event-time lateness accepted into candles; older ticks go to the late ledger"),
+    ("APP_MODE", "embedded", "`embedded`: the app hosts the streaming query; `reader`: it reads the aggregates a job "
+                             "elsewhere writes to MongoDB"),
     ("DASHBOARD_REFRESH_MS", "500", "how often the dashboard redraws itself"),
     ("STALE_AFTER_S", "60", "a stock's badge turns \"stale\" when its last trade is older than this"),
 )
@@ -91,6 +95,9 @@ class Settings:
     dedupe_horizon_s: int = 600
     candle_lateness_s: int = 120
     stale_after_s: int = 60
+    archive_dir: Path | None = None
+    archive_retention_days: int = 7
+    app_mode: str = "embedded"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -100,6 +107,9 @@ class Settings:
         cdc_mode = env.get("CDC_MODE", "relay").strip().lower() or "relay"
         if cdc_mode not in ("relay", "connect"):
             raise SettingsError(f"CDC_MODE={cdc_mode!r} is unknown; use 'relay' (default) or 'connect'")
+        app_mode = env.get("APP_MODE", "embedded").strip().lower() or "embedded"
+        if app_mode not in ("embedded", "reader"):
+            raise SettingsError(f"APP_MODE={app_mode!r} is unknown; use 'embedded' (default) or 'reader'")
         storage = env.get("LOCAL_MONGO_STORAGE", "disk").strip().lower() or "disk"
         if storage not in ("disk", "memory"):
             raise SettingsError(f"LOCAL_MONGO_STORAGE={storage!r} is unknown; use 'disk' (default) or 'memory'")
@@ -129,6 +139,9 @@ class Settings:
             dedupe_horizon_s=_int(env, "DEDUPE_HORIZON_S", 600, minimum=1),
             candle_lateness_s=_int(env, "CANDLE_LATENESS_S", 120),
             stale_after_s=_int(env, "STALE_AFTER_S", 60, minimum=1),
+            archive_dir=Path(env["ARCHIVE_DIR"]).resolve() if env.get("ARCHIVE_DIR") else None,
+            archive_retention_days=_int(env, "ARCHIVE_RETENTION_DAYS", 7, minimum=1),
+            app_mode=app_mode,
         )
 
     def with_changes(self, **changes: object) -> Settings:
@@ -165,6 +178,10 @@ class Settings:
         return f"{self.trades_topic}.candles"
 
     @property
+    def effective_archive_dir(self) -> Path:
+        return self.archive_dir or self.data_dir / "archive"
+
+    @property
     def effective_checkpoint_dir(self) -> Path:
         return self.checkpoint_dir or self.data_dir / "checkpoints"
 
@@ -197,6 +214,9 @@ class Settings:
             "DEDUPE_HORIZON_S": str(self.dedupe_horizon_s),
             "CANDLE_LATENESS_S": str(self.candle_lateness_s),
             "STALE_AFTER_S": str(self.stale_after_s),
+            "ARCHIVE_DIR": str(self.effective_archive_dir),
+            "ARCHIVE_RETENTION_DAYS": str(self.archive_retention_days),
+            "APP_MODE": self.app_mode,
         }
         if self.cdc_mode == "connect":
             env["CONNECT_URL"] = self.effective_connect_url

@@ -120,12 +120,16 @@ class MarketState:
         candles: Iterable[tuple[Candle, int]] = (),
         rejected_by_symbol: Mapping[str, int] | None = None,
     ) -> None:
-        """Start from what was persisted: symbol -> (aggregate, id of the last batch merged into it),
-        candles with their last batch, and the counts of set-aside messages."""
+        """Start from (or, in reading mode, catch up with) what was persisted: symbol -> (aggregate, id of
+        the last batch merged into it), candles with their last batch, and the counts of set-aside messages."""
         with self._lock:
-            self._rejected = Counter(rejected_by_reason or {})
-            self._late = Counter(late_by_symbol or {})
-            self._rejected_symbols = Counter(rejected_by_symbol or {})
+            # Counts left out (None) stay as they are: a reader refreshes them less often than aggregates.
+            if rejected_by_reason is not None:
+                self._rejected = Counter(rejected_by_reason)
+            if late_by_symbol is not None:
+                self._late = Counter(late_by_symbol)
+            if rejected_by_symbol is not None:
+                self._rejected_symbols = Counter(rejected_by_symbol)
             for candle, batch_id in candles:
                 self._candles[candle.key] = candle
                 self._candle_batch[candle.key] = batch_id

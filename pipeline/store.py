@@ -43,11 +43,16 @@ def _to_document(aggregate: StockAggregate, batch_id: int, lineage: str) -> dict
     return {"_id": aggregate.symbol, **document, "batch_id": batch_id, "lineage": lineage}
 
 
-def _from_document(document: dict) -> StockAggregate:
+def aggregate_from_document(document: dict) -> StockAggregate:
     values = {name: document[name] for name in StockAggregate.__dataclass_fields__}
     for name in _DECIMAL_FIELDS:
         values[name] = values[name].to_decimal() if isinstance(values[name], Decimal128) else Decimal(values[name])
     return StockAggregate(**values)
+
+
+def candle_from_document(document: dict) -> Candle:
+    return Candle(document["symbol"], document["interval_s"], document["start_s"], aggregate_from_document(document),
+                  document["revised"])
 
 
 class AggregateStore:
@@ -58,7 +63,7 @@ class AggregateStore:
     def load(self) -> dict[str, tuple[StockAggregate, int]]:
         """Aggregates of this lineage with their last batch id; documents of another lineage are removed."""
         self.collection.delete_many({"lineage": {"$ne": self.lineage}})
-        return {doc["_id"]: (_from_document(doc), doc["batch_id"]) for doc in self.collection.find({})}
+        return {doc["_id"]: (aggregate_from_document(doc), doc["batch_id"]) for doc in self.collection.find({})}
 
     def save(self, batch_id: int, aggregates: Iterable[StockAggregate]) -> None:
         ops = [ReplaceOne({"_id": agg.symbol}, _to_document(agg, batch_id, self.lineage), upsert=True)
@@ -93,7 +98,4 @@ class CandleStore:
 
     def load(self, since_s: int) -> list[tuple[Candle, int]]:
         self.collection.delete_many({"lineage": {"$ne": self.lineage}})
-        return [
-            (Candle(doc["symbol"], doc["interval_s"], doc["start_s"], _from_document(doc), doc["revised"]), doc["batch_id"])
-            for doc in self.collection.find({"start_s": {"$gte": since_s}})
-        ]
+        return [(candle_from_document(doc), doc["batch_id"]) for doc in self.collection.find({"start_s": {"$gte": since_s}})]

@@ -59,6 +59,10 @@ def spark_jars(cache_dir: Path | None = None) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["spark-jars"]:
+        # `python -m stack.jvm spark-jars`: the value for spark-submit's --jars.
+        print(spark_jars())
+        sys.exit(0)
     # `python -m stack.jvm` fetches every profile, with Maven's progress visible.
     for name in PROFILES:
         classpath(name, quiet=False)

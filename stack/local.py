@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-import json
 import sys
 import time
 import uuid
 from pathlib import Path
 
 from pipeline import kafka_topics, mongo
+from pipeline.archive import archive_status_path
+from pipeline.heartbeat import read_status
 from pipeline.relay import relay_paths
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.stocks import seed_stocks
@@ -73,7 +74,7 @@ class LocalStack:
                 run_dir=self.run_dir,
                 env=s.service_env(),
                 cwd=PROJECT_ROOT,
-                ready=lambda: _relay_running(status_path, self.services["cdc-relay"].pid()),
+                ready=lambda: _running(status_path, self.services["cdc-relay"].pid()),
             )
         else:
             from stack.connect import connect_service
@@ -83,6 +84,16 @@ class LocalStack:
                     self.services["kafka-connect"] = connect_service(s, self.run_dir)
                 except ServiceError as exc:
                     raise StackError(str(exc)) from None
+
+        archive_status = archive_status_path(s)
+        self.services["archive"] = ServiceProcess(
+            name="archive",
+            command=[sys.executable, "-m", "pipeline.archive", "run"],
+            run_dir=self.run_dir,
+            env=s.service_env(),
+            cwd=PROJECT_ROOT,
+            ready=lambda: _running(archive_status, self.services["archive"].pid()),
+        )
 
     def _kafka_config(self) -> Path:
         s = self.settings
@@ -115,7 +126,7 @@ class LocalStack:
             for name in ("mongo", "kafka"):
                 self._start(name)
             self._prepare_data()
-            for name in ("kafka-connect", "cdc-relay"):
+            for name in ("kafka-connect", "cdc-relay", "archive"):
                 self._start(name)
             if self.settings.cdc_mode == "connect":
                 from stack.connect import register_connector
@@ -177,8 +188,7 @@ class LocalStack:
         self.stop()
 
 
-def _relay_running(status_path: Path, pid: int | None) -> bool:
-    # The pid check keeps a status file left by an earlier relay from counting as this one's.
-    status = json.loads(status_path.read_text())
-    return (status.get("pid") == pid and status.get("state") == "running"
-            and time.time() - status.get("heartbeat_at", 0) < 5)
+def _running(status_path: Path, pid: int | None) -> bool:
+    # The pid check keeps a status file left by an earlier process from counting as this one's.
+    status = read_status(status_path, pid)
+    return status is not None and status.get("state") == "running"

@@ -14,11 +14,16 @@ from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.stocks import seed_stocks
 
 
-def start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """``python -m <args>`` in a new session (so kill -9 reaches only it), output to ``log_path``."""
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """``command`` in a new session (so kill -9 reaches only it), output to ``log_path``."""
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen([sys.executable, "-m", *args], env={**os.environ, **env}, cwd=PROJECT_ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(command, env={**os.environ, **env}, cwd=PROJECT_ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """``python -m <args>`` (this interpreter), as :func:`spawn` does."""
+    return spawn([sys.executable, "-m", *args], env, log_path)
 
 
 def stop(*processes: subprocess.Popen) -> None:

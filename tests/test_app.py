@@ -165,7 +165,7 @@ def test_pipeline_page_shows_services_freshness_and_set_aside(app_runtime, trans
     app_runtime.health.refresh()
     at = run_page("pages/pipeline.py")
     shown = texts(at)
-    for service in ("MongoDB", "Kafka", "CDC relay", "Spark query"):
+    for service in ("MongoDB", "Kafka", "CDC relay", "Spark query", "Archive"):
         assert f"🟢 **{service}**" in shown, shown
     values = metrics(at)
     assert values["Freshness p50"] != "–" and values["Freshness p99"] != "–"

@@ -20,6 +20,8 @@ from kafka import KafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
 from pipeline import mongo
+from pipeline.archive import archive_status_path
+from pipeline.heartbeat import read_status
 from pipeline.relay import relay_paths
 from pipeline.settings import Settings
 
@@ -41,11 +43,13 @@ class HealthReport:
     mongo: ServiceCheck
     kafka: ServiceCheck
     cdc: ServiceCheck
+    archive: ServiceCheck = field(default_factory=lambda: _unknown("Archive"))
     end_offsets: Mapping[int, int] = field(default_factory=dict)  # trades topic: partition -> next offset
     checked_at: float | None = None
 
     @property
     def problems(self) -> list[ServiceCheck]:
+        """Services the market needs (the archive is extra: shown on the Pipeline page only)."""
         return [check for check in (self.mongo, self.kafka, self.cdc) if check.ok is False]
 
 
@@ -83,6 +87,16 @@ def check_cdc(settings: Settings, now: float | None = None) -> ServiceCheck:
     return ServiceCheck(name, True, f"running · {int(status.get('events', 0)):,} change events relayed")
 
 
+def check_archive(settings: Settings) -> ServiceCheck:
+    status = read_status(archive_status_path(settings))
+    if status is None:
+        return ServiceCheck("Archive", False, "not running; `make run` starts it (`python -m pipeline.archive run`)")
+    if status.get("state") != "running":
+        return ServiceCheck("Archive", False, f"{status.get('state')}: {status.get('last_error') or 'starting'}")
+    return ServiceCheck("Archive", True, f"{int(status.get('lines', 0)):,} events archived · kept "
+                                         f"{status.get('retention_days')} days")
+
+
 def _check_connector(settings: Settings) -> ServiceCheck:
     name = "Kafka Connect (MongoDB source)"
     url = f"{settings.effective_connect_url.rstrip('/')}/connectors/{CONNECTOR_NAME}/status"
@@ -118,7 +132,8 @@ class ServiceHealth:
     def refresh(self) -> HealthReport:
         """Probe every service now (the thread's loop; also used by tests)."""
         end_offsets, kafka_check = self._kafka()
-        report = HealthReport(self._mongo(), kafka_check, check_cdc(self.settings), end_offsets, time.time())
+        report = HealthReport(self._mongo(), kafka_check, check_cdc(self.settings), check_archive(self.settings),
+                              end_offsets, time.time())
         with self._lock:
             self._latest = report
         return report

@@ -18,6 +18,7 @@ from pymongo import MongoClient
 
 from pipeline import mongo
 from pipeline.job import MarketJob
+from pipeline.reader import AggregateReader
 from pipeline.settings import Settings
 from pipeline.state import MarketState
 from pipeline.stocks import NSE_STOCKS, Stock
@@ -32,7 +33,7 @@ T = TypeVar("T")
 class AppRuntime:
     settings: Settings
     state: MarketState
-    job: MarketJob | None
+    job: MarketJob | AggregateReader | None
     mongo: MongoClient
     health: ServiceHealth = field(init=False)
     generator: TradeGenerator = field(init=False)
@@ -85,7 +86,9 @@ def _create_runtime() -> AppRuntime:
     # kafka-python logs each reconnect attempt as an error; the pages and our own log lines say it once.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     state = MarketState()
-    job = MarketJob(settings, state).start_in_background()
+    # Reading mode: a job elsewhere writes the aggregates; this process only reads them.
+    job = (AggregateReader(settings, state) if settings.app_mode == "reader" else MarketJob(settings, state)
+           ).start_in_background()
     runtime = AppRuntime(settings, state, job, mongo.client(settings))
     atexit.register(runtime.stop)
     return runtime

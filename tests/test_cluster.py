@@ -1,0 +1,75 @@
+"""Scale-out: the streaming job submitted with spark-submit to a Spark standalone cluster (master and one
+worker, started with pyspark's own spark-class) against the real stack, and the app in reading mode
+showing what that job writes. Its own database, topic and relay; final numbers checked against MongoDB."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pipeline import mongo
+from pipeline.reader import AggregateReader
+from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.state import MarketState
+from pipeline.waits import wait_until
+from stack.jvm import spark_jars
+from stack.spark_cluster import SparkStandalone
+from tests.children import isolated, spawn, start, stop
+from ui import runtime as ui_runtime
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+SYMBOLS = ("INFY", "TCS", "ITC")
+
+
+def test_job_on_a_standalone_cluster_feeds_an_app_in_reading_mode(stack: Settings, tmp_path):
+    settings = isolated(stack, tmp_path, "cluster")
+    with SparkStandalone(tmp_path / "spark") as master:
+        settings = settings.with_changes(spark_master=master, app_mode="reader")
+        env = settings.service_env()
+        relay = start(["pipeline.relay"], env, tmp_path / "relay.log")
+        job = spawn([str(Path(sys.executable).parent / "spark-submit"), "--master", master, "--jars", spark_jars(),
+                     str(PROJECT_ROOT / "pipeline" / "submit_job.py")], env, tmp_path / "job.log")
+        client = mongo.client(settings)
+        db = client[settings.database]
+        state = MarketState()
+        reader = AggregateReader(settings, state).start_in_background()
+        try:
+            when = datetime.now(timezone.utc)
+            trades = [{"symbol": SYMBOLS[i % 3], "price": 100.0 + (i * 7) % 11, "quantity": 1 + i % 3,
+                       "trade_time": when + timedelta(milliseconds=i)} for i in range(300)]
+            db["transaction"].insert_many(trades)
+
+            def counted() -> int:
+                return sum(a.trades for a in state.snapshot().stocks.values())
+
+            wait_until(lambda: counted() == 300, timeout=240, what="the cluster job's aggregates read by the app",
+                       describe=lambda: f"{counted()} of 300; job log: {(tmp_path / 'job.log').read_text()[-1500:]}")
+            for symbol in SYMBOLS:
+                mine = [t for t in trades if t["symbol"] == symbol]
+                agg = state.snapshot().stocks[symbol]
+                assert (agg.trades, agg.low, agg.high, agg.volume) == (
+                    len(mine), Decimal(str(min(t["price"] for t in mine))), Decimal(str(max(t["price"] for t in mine))),
+                    sum(t["quantity"] for t in mine))
+                assert agg.nav == Decimal(str(mine[-1]["price"]))
+
+            # The app in reading mode: the same figures on the Market page, the query shown as running elsewhere.
+            runtime = ui_runtime.AppRuntime(settings, state, reader, client)
+            ui_runtime.install(runtime)
+            try:
+                at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+                assert not at.exception, at.exception
+                table = at.dataframe[0].value.set_index("Symbol")
+                assert table.loc["INFY", "Transactions"] == 100
+                at.switch_page("pages/pipeline.py").run()
+                assert any("runs elsewhere" in c.value for c in at.caption)
+            finally:
+                ui_runtime.install(None)
+        finally:
+            reader.stop()
+            stop(job, relay)
+            client.close()
