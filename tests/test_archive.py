@@ -101,8 +101,10 @@ def test_every_event_is_archived_exactly_once_across_kill_9(stack: Settings, tra
         wait_until(lambda: not missing(), timeout=90, what="every trade archived", describe=lambda: f"{len(missing())} missing")
     finally:
         stop(archiver)
-    ids = _archived_ids(tmp_path / "archive")
-    assert len(ids) == len(set(ids)), "an event was archived twice"
+    # Only this test's trades: other tests deliberately deliver some change events twice (a CDC replay).
+    mine = set(inserted)
+    ids = [i for i in _archived_ids(tmp_path / "archive") if i in mine]
+    assert len(ids) == len(mine), f"{len(ids) - len(mine)} events archived twice"
 
 
 @pytest.mark.integration
