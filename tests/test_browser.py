@@ -48,6 +48,7 @@ def app_url(app_settings: Settings) -> Iterator[str]:
     port = free_port()
     logs = app_settings.data_dir
     relay = start(["pipeline.relay"], env, logs / "relay.log")
+    archive = start(["pipeline.archive", "run"], env, logs / "archive.log")
     app = start(["streamlit", "run", "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
                  "--server.port", str(port)], env, logs / "streamlit.log")
     url = f"http://127.0.0.1:{port}"
@@ -60,7 +61,7 @@ def app_url(app_settings: Settings) -> Iterator[str]:
         wait_until(healthy, timeout=60, what="streamlit run answering", interval=0.2)
         yield url
     finally:
-        stop(app, relay)
+        stop(app, relay, archive)
 
 
 @pytest.fixture(scope="module")
