@@ -31,7 +31,7 @@ from tests.children import start, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
 SYMBOLS = ["INFY", "TCS", "ITC", "SBIN", "WIPRO"]
-DOWN_FOR_S = 5.0
+DOWN_FOR_S = 5.0  # how long a stopped service stays down: an outage of a set length, not a wait
 RESULTS: dict[str, dict] = {}
 
 
@@ -136,7 +136,9 @@ def run_drill(name: str, drills: DrillStack, fault: Callable[[], None], restore:
             restore()
             wait_until(lambda: counted(db) > at_fault, timeout=240, what=f"{name}: counting trades made after the fault")
             recovery_s = time.monotonic() - restoring
-            time.sleep(2)  # a little more load after recovery
+            # More load after recovery: trades made while the pipeline is settling back must count too.
+            recovered_at = load.inserted
+            wait_until(lambda: load.inserted >= recovered_at + 300, timeout=60, what=f"{name}: load after recovery")
         total = db["transaction"].count_documents({})
         final = wait_until(lambda: counted(db) == total and total, timeout=180, what=f"{name}: every trade counted",
                            describe=lambda: f"{counted(db)} of {total}")
