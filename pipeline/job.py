@@ -11,7 +11,6 @@ import os
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from pipeline.aggregate import CANDLE_INTERVALS_S, Candle, StockAggregate, merge
 from pipeline.publish import AggregatePublisher
 from pipeline.set_aside import Ledger, dead_letters, late_ledger, late_record, rejected_record, utc_from_micros
 from pipeline.settings import Settings
-from pipeline.state import BatchReport, MarketState, Tick
+from pipeline.state import BatchReport, MarketState, SetAside, Tick
 from pipeline.store import AggregateStore, CandleStore, checkpoint_lineage
 from pipeline.trades import check_symbols, deduplicate, parse_change_events
 
@@ -172,7 +171,7 @@ class BatchHandler:
             return
         per_symbol: dict[str, StockAggregate] = {}
         candles: dict[tuple[str, int, int], Candle] = {}
-        recent, rejected_rows, late_rows, rejected, deletes = [], [], [], Counter(), 0
+        recent, rejected_rows, late_rows, deletes = [], [], [], 0
         for row in rows:
             if row.outcome in ("tick", "late"):
                 aggregate = _to_aggregate(row)
@@ -186,7 +185,6 @@ class BatchHandler:
             elif row.outcome == "delete":
                 deletes += row.messages
             else:
-                rejected[row.outcome.removeprefix("rejected:")] += row.messages
                 rejected_rows.extend(row.set_aside)
         merged = self.state.merged_with(batch_id, per_symbol.values())
         merged_candles = self.state.merged_candles(batch_id, candles.values(), latest_before)
@@ -194,15 +192,14 @@ class BatchHandler:
         # write is idempotent per batch (per-key batch ids, or upserts by event id).
         d = self.durable
         writing = time.monotonic()
-        rejected_totals = rejected_symbol_totals = None
-        late_totals = self.state.late_counts_plus(Counter(r.symbol for r in late_rows)) if late_rows else None
-        if d.rejected is not None and rejected_rows:
-            d.rejected.write(rejected_record(r, batch_id) for r in rejected_rows)
-            rejected_totals = d.rejected.counts()
-            rejected_symbol_totals = d.rejected.counts(by="symbol")
-        if d.late is not None and late_rows:
-            d.late.write(late_record(r, batch_id, watermarks[r.symbol], latest_before[r.symbol]) for r in late_rows)
-            late_totals = d.late.counts()
+        # What to count: without a ledger, every set-aside row; with one, the records it had not stored
+        # before (the counts loaded at start come from the ledger, so they stay exact after re-runs).
+        rejected_new = [rejected_record(r, batch_id) for r in rejected_rows]
+        late_new = [late_record(r, batch_id, watermarks[r.symbol], latest_before[r.symbol]) for r in late_rows]
+        if d.rejected is not None:
+            rejected_new = d.rejected.write(rejected_new)
+        if d.late is not None:
+            late_new = d.late.write(late_new)
         if d.candles is not None:
             d.candles.save(batch_id, merged_candles)
         if d.aggregates is not None:
@@ -212,9 +209,8 @@ class BatchHandler:
         now = time.monotonic()
         report = BatchReport(batch_id, time.time(), now - started, sum(row.messages for row in rows),
                              sum(a.trades for a in per_symbol.values()), collected - started, now - writing)
-        self.state.apply_batch(batch_id, merged, recent, rejected, deletes, report, rejected_totals=rejected_totals,
-                               candles=merged_candles, late_totals=late_totals,
-                               rejected_symbol_totals=rejected_symbol_totals,
+        self.state.apply_batch(batch_id, merged, recent, deletes=deletes, report=report, candles=merged_candles,
+                               set_aside=SetAside.of(rejected_new, late_new),
                                ingest_times=[tick.ingest_time for tick in recent if tick.ingest_time is not None])
 
 

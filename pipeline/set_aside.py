@@ -64,18 +64,21 @@ class Ledger:
         return Counter({doc["_id"]: doc["count"] for doc in self.collection.aggregate(
             [{"$group": {"_id": f"${by or self.count_by}", "count": {"$sum": 1}}}])})
 
-    def write(self, records: Iterable[dict]) -> int:
+    def write(self, records: Iterable[dict]) -> list[dict]:
+        """Store and publish; returns the records that were not stored before, the ones to count (a batch
+        Spark re-runs after a crash stores the same ids again and adds nothing)."""
         records = list(records)
         if not records:
-            return 0
-        self.collection.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in records], ordered=False)
+            return []
+        stored = self.collection.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in records],
+                                            ordered=False)
         producer = self._producer or self._new_producer()
         for record in records:
             payload = {("event_id" if k == "_id" else k): (v.isoformat() if isinstance(v, datetime) else v)
                        for k, v in record.items()}
             producer.send(self.topic, key=payload["event_id"].encode(), value=json.dumps(payload).encode())
         producer.flush()
-        return len(records)
+        return [records[index] for index in sorted(stored.upserted_ids)]
 
     def _new_producer(self) -> KafkaProducer:
         self._producer = KafkaProducer(bootstrap_servers=self.settings.effective_kafka_bootstrap,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
 from pipeline.aggregate import Candle, StockAggregate, merge, merge_candle
 
@@ -33,6 +34,25 @@ class Tick:
     quantity: int
     side: str | None
     ingest_time: datetime | None
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """Messages one batch newly set aside: rejected per reason and per symbol, late ticks per symbol."""
+
+    rejected_by_reason: Counter
+    rejected_by_symbol: Counter
+    late_by_symbol: Counter
+
+    @classmethod
+    def of(cls, rejected: Iterable[Mapping[str, Any]], late: Iterable[Mapping[str, Any]]) -> SetAside:
+        """From set-aside records (``pipeline.set_aside``)."""
+        rejected = list(rejected)
+        return cls(Counter(r["reason"] for r in rejected), Counter(r["symbol"] for r in rejected),
+                   Counter(r["symbol"] for r in late))
+
+    def __bool__(self) -> bool:
+        return bool(self.rejected_by_reason or self.late_by_symbol)
 
 
 @dataclass(frozen=True)
@@ -155,11 +175,6 @@ class MarketState:
         with self._lock:
             return {symbol: int(a.nav_time.timestamp() * 1_000_000) for symbol, a in self._stocks.items()}
 
-    def late_counts_plus(self, more: Mapping[str, int]) -> Counter:
-        """Late ticks per symbol with ``more`` added (used when no ledger keeps exact counts)."""
-        with self._lock:
-            return self._late + Counter(more)
-
     def merged_candles(self, batch_id: int, candles: Iterable[Candle], latest_before_us: Mapping[str, int]) -> list[Candle]:
         """Like :meth:`merged_with`, for candles; ``latest_before_us`` decides which are revised."""
         with self._lock:
@@ -174,13 +189,11 @@ class MarketState:
         batch_id: int,
         merged: Iterable[StockAggregate],
         ticks: Iterable[Tick] = (),
-        rejected_by_reason: Mapping[str, int] | None = None,
+        *,
         deletes: int = 0,
         report: BatchReport | None = None,
-        rejected_totals: Mapping[str, int] | None = None,
         candles: Iterable[Candle] = (),
-        late_totals: Mapping[str, int] | None = None,
-        rejected_symbol_totals: Mapping[str, int] | None = None,
+        set_aside: SetAside | None = None,
         ingest_times: Iterable[datetime] = (),
     ) -> None:
         """Install the results of one batch: ``merged`` comes from :meth:`merged_with`.
@@ -210,21 +223,17 @@ class MarketState:
                 self._candle_batch[candle.key] = batch_id
             if candles:
                 self._prune_candles()
-            if late_totals is not None:
-                self._late = Counter(late_totals)
-            if rejected_totals is not None:
-                self._rejected = Counter(rejected_totals)  # exact counts from the durable store
-            else:
-                self._rejected.update(rejected_by_reason or {})
-            if rejected_symbol_totals is not None:
-                self._rejected_symbols = Counter(rejected_symbol_totals)
+            if set_aside is not None:
+                self._rejected.update(set_aside.rejected_by_reason)
+                self._rejected_symbols.update(set_aside.rejected_by_symbol)
+                self._late.update(set_aside.late_by_symbol)
             self._deletes += deletes
             if report is not None:
                 self._last_batch = report
                 self._reports.append(report)
             applied_at = time.time()
             self._freshness.extend((applied_at, applied_at - t.timestamp()) for t in ingest_times)
-            if merged or ticks or rejected_by_reason or deletes or candles or late_totals:
+            if merged or ticks or deletes or candles or (set_aside is not None and set_aside):
                 self._version += 1
                 self._updated_at = time.time()
             self._query_error = None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from kafka import KafkaConsumer
 
+from pipeline.set_aside import dead_letters
 from pipeline.waits import wait_until
 
 pytestmark = pytest.mark.integration
@@ -162,6 +164,18 @@ def test_rejected_messages_land_in_the_dead_letter_places_with_their_reason(mark
     assert letter["reason"] == "invalid_price" and letter["event_id"] == stored["_id"]
     assert market_job.state.snapshot().rejected_by_reason["invalid_price"] == rejected.count_documents(
         {"reason": "invalid_price"})
+
+
+def test_a_set_aside_record_written_again_is_not_counted_again(stack, mongo_client):
+    """A batch Spark re-runs after a crash writes the same records: the ledger says none of them are new."""
+    ledger = dead_letters(stack, mongo_client[stack.database])
+    record = {"_id": f"rerun-{uuid.uuid4().hex}", "reason": "invalid_price", "symbol": "X", "raw": "{}"}
+    other = {**record, "_id": f"rerun-{uuid.uuid4().hex}"}
+    try:
+        assert ledger.write([record]) == [record]
+        assert ledger.write([record, other]) == [other]
+    finally:
+        ledger.close()
 
 
 def test_a_tick_beyond_the_watermark_lands_in_the_late_ledger(market_job, stack, mongo_client, transactions, fresh_symbol):
