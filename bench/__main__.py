@@ -148,7 +148,8 @@ class Bench:
             self.resources.add("baseline consumer", consumer.pid)
             state = MarketState()
             query = start_file_query(spark, folder, checkpoint, state, frozenset(prices), trigger_s)
-            time.sleep(2)  # the query's first (empty) trigger has run: the minute starts now
+            # The one-minute clock starts with the query's first (empty) trigger: load from then on.
+            wait_until(lambda: query.lastProgress is not None, timeout=60, what="the baseline query's first trigger")
             probe = FreshnessProbe(state)
             load = PacedLoad(transactions, prices, probe.expect, seed=2)
             phase = self._phase(label, "original design", probe, load, self.args.compare_rate,

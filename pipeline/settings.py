@@ -20,7 +20,7 @@ class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable and the fix."""
 
 
-# (variable, default, meaning) — the README's configuration table is generated from this list.
+# (variable, default, meaning) — the README's configuration table is this list (`python -m pipeline.settings`).
 DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("MONGO_URI", "(embedded stand-in)", "MongoDB to use; a real deployment must be a replica set"),
     ("KAFKA_BOOTSTRAP_SERVERS", "(embedded broker)", "Kafka brokers, host:port[,host:port]"),
@@ -221,3 +221,14 @@ class Settings:
         if self.cdc_mode == "connect":
             env["CONNECT_URL"] = self.effective_connect_url
         return env
+
+
+def configuration_table() -> str:
+    """The README's table of :data:`DOCUMENTED_VARIABLES` (a test keeps the two equal)."""
+    rows = [f"| `{name}` | {default if default.startswith('(') else f'`{default}`'} | {meaning} |"
+            for name, default, meaning in DOCUMENTED_VARIABLES]
+    return "\n".join(["| variable | default | meaning |", "|---|---|---|", *rows])
+
+
+if __name__ == "__main__":
+    print(configuration_table())

@@ -1,8 +1,11 @@
 """The one settings object: defaults, overrides, and errors that name the fix."""
 
+import inspect
+import re
+
 import pytest
 
-from pipeline.settings import DOCUMENTED_VARIABLES, Settings, SettingsError
+from pipeline.settings import DOCUMENTED_VARIABLES, PROJECT_ROOT, Settings, SettingsError, configuration_table
 
 
 def test_defaults_use_the_embedded_stack():
@@ -44,11 +47,12 @@ def test_wrong_settings_say_what_is_wrong(env, words):
 
 
 def test_every_variable_read_is_documented():
-    import inspect
-
     source = inspect.getsource(Settings.from_env)
     documented = {name for name, _, _ in DOCUMENTED_VARIABLES}
-    import re
-
     read = set(re.findall(r'"([A-Z][A-Z_]+)"', source))
     assert read <= documented, read - documented
+
+
+def test_the_readme_shows_the_documented_variables():
+    assert configuration_table() in (PROJECT_ROOT / "README.md").read_text(), (
+        "README's configuration table is out of date: paste the output of `python -m pipeline.settings`")
