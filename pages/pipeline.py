@@ -26,6 +26,9 @@ def live_pipeline() -> None:
     if status["state"] == "reading":
         query_detail = (f"runs elsewhere; this app reads its aggregates from MongoDB (batch {status['last_batch']}, "
                         f"read {ago(status['read_at'])})")
+    if status.get("mode") == "realtime":
+        query_detail = ("running in real-time mode: per-symbol figures only (candles, set-aside ledgers and recent "
+                        "trades come with STREAM_MODE=microbatch)")
     if status.get("restarts"):
         query_detail += f" · restarted {status['restarts']} time(s)"
     cards = [(check.name, check.ok, check.detail) for check in (health.mongo, health.kafka, health.cdc)]

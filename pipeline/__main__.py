@@ -1,6 +1,7 @@
 """``python -m pipeline job``: run the streaming job on its own, until SIGTERM or Ctrl-C.
 
-Aggregates go to MongoDB (``stock_aggregates``) as they do when the app hosts the job. Addresses
+Aggregates go to MongoDB (``stock_aggregates``) as they do when the app hosts the job; with
+``STREAM_MODE=realtime``, to the real-time aggregates topic (see ``pipeline.realtime``). Addresses
 come from the environment (see README "Configuration"). A query that fails (Kafka or MongoDB gone)
 is restarted from its checkpoint with backoff; each failure is logged in one line.
 """
@@ -14,6 +15,7 @@ import sys
 import threading
 
 from pipeline.job import MarketJob
+from pipeline.realtime import RealtimeJob
 from pipeline.settings import Settings, SettingsError
 
 
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        job = MarketJob(Settings.from_env()).start_in_background()
+        settings = Settings.from_env()
+        job = (RealtimeJob(settings) if settings.stream_mode == "realtime" else MarketJob(settings)).start_in_background()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ RECENT_TICKS_PER_BATCH = 50
 TURNOVER_TYPE = "DECIMAL(38,4)"
 
 
-def _metrics(is_tick: str) -> str:
+def metrics_sql(is_tick: str) -> str:
     """SQL of the mergeable metrics over the rows where ``is_tick`` holds (others are left out)."""
     def tick(expression: str) -> str:
         return f"CASE WHEN {is_tick} THEN {expression} END"
@@ -36,7 +36,7 @@ def _metrics(is_tick: str) -> str:
     sum({tick(f"CAST(price * quantity AS {TURNOVER_TYPE})")}) AS turnover"""
 
 
-def _flat(time: str = "{}") -> str:
+def flat_sql(time: str = "{}") -> str:
     """The metrics' columns, NAV and open taken out of their (time, id, price) structs."""
     return f"""trades, low, high,
     last.price AS nav, {time.format("last.trade_time")} AS nav_time, last.event_id AS nav_event_id,
@@ -45,8 +45,8 @@ def _flat(time: str = "{}") -> str:
 
 
 AGGREGATE_SQL = f"""
-SELECT symbol, {_flat()}
-FROM (SELECT symbol, {_metrics("true")} FROM {{ticks}} GROUP BY symbol)
+SELECT symbol, {flat_sql()}
+FROM (SELECT symbol, {metrics_sql("true")} FROM {{ticks}} GROUP BY symbol)
 """
 
 CANDLE_INTERVALS_S = (60, 300)  # 1-minute and 5-minute candles; the second is a multiple of the first
@@ -65,7 +65,7 @@ SELECT outcome,
   CASE WHEN outcome IN ('tick', 'late') THEN symbol END AS symbol,
   CAST(CASE WHEN outcome = 'tick' THEN floor(unix_seconds(trade_time) / 60) * 60 END AS BIGINT) AS window_start_s,
   count(1) AS messages,
-  {_metrics("outcome IN ('tick', 'late')")},
+  {metrics_sql("outcome IN ('tick', 'late')")},
   slice(sort_array(collect_list(CASE WHEN outcome IN ('tick', 'late') THEN struct(
     unix_micros(trade_time) AS trade_time_us, event_id, trade_id, price, quantity, side,
     unix_micros(ingest_time) AS ingest_time_us) END), false), 1, :recent) AS recent,
@@ -75,7 +75,7 @@ SELECT outcome,
 FROM classified
 GROUP BY 1, 2, 3
 )
-SELECT outcome, symbol, window_start_s, messages, {_flat("unix_micros({})")}, recent, set_aside FROM grouped
+SELECT outcome, symbol, window_start_s, messages, {flat_sql("unix_micros({})")}, recent, set_aside FROM grouped
 """
 
 def aggregate_ticks(ticks: DataFrame) -> DataFrame:

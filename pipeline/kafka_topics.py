@@ -18,6 +18,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         # The latest aggregate per symbol (key): compaction keeps one record per key.
         settings.aggregates_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
         settings.candles_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
+        settings.realtime_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
     }
 
 

@@ -26,6 +26,9 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_BOOTSTRAP_SERVERS", "(embedded broker)", "Kafka brokers, host:port[,host:port]"),
     ("SPARK_MASTER", "local[2]", "Spark master URL for the streaming query"),
     ("TRIGGER_INTERVAL_MS", "0", "micro-batch trigger; 0 starts the next batch as soon as one ends"),
+    ("STREAM_MODE", "microbatch", "`microbatch`: the full pipeline; `realtime`: Spark's real-time mode for the per-symbol "
+                                  "figures only (see README \"Real-time mode\")"),
+    ("REALTIME_CHECKPOINT_S", "60", "real-time mode: seconds between checkpoints (what a restart replays)"),
     ("STOCKDASH_DATA_DIR", ".local", "where the local stack keeps data, logs and checkpoints"),
     ("CHECKPOINT_DIR", "$STOCKDASH_DATA_DIR/checkpoints", "Spark checkpoint folder"),
     ("MONGO_DATABASE", "stockmarket", "database holding `stock` and `transaction`"),
@@ -77,6 +80,8 @@ class Settings:
     kafka_bootstrap_servers: str | None = None
     spark_master: str = "local[2]"
     trigger_interval_ms: int = 0
+    stream_mode: str = "microbatch"
+    realtime_checkpoint_s: int = 60
     data_dir: Path = PROJECT_ROOT / ".local"
     checkpoint_dir: Path | None = None
     database: str = "stockmarket"
@@ -110,6 +115,9 @@ class Settings:
         app_mode = env.get("APP_MODE", "embedded").strip().lower() or "embedded"
         if app_mode not in ("embedded", "reader"):
             raise SettingsError(f"APP_MODE={app_mode!r} is unknown; use 'embedded' (default) or 'reader'")
+        stream_mode = env.get("STREAM_MODE", "microbatch").strip().lower() or "microbatch"
+        if stream_mode not in ("microbatch", "realtime"):
+            raise SettingsError(f"STREAM_MODE={stream_mode!r} is unknown; use 'microbatch' (default) or 'realtime'")
         storage = env.get("LOCAL_MONGO_STORAGE", "disk").strip().lower() or "disk"
         if storage not in ("disk", "memory"):
             raise SettingsError(f"LOCAL_MONGO_STORAGE={storage!r} is unknown; use 'disk' (default) or 'memory'")
@@ -121,6 +129,8 @@ class Settings:
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
             spark_master=env.get("SPARK_MASTER", "").strip() or "local[2]",
             trigger_interval_ms=_int(env, "TRIGGER_INTERVAL_MS", 0),
+            stream_mode=stream_mode,
+            realtime_checkpoint_s=_int(env, "REALTIME_CHECKPOINT_S", 60, minimum=1),
             data_dir=data_dir,
             checkpoint_dir=Path(env["CHECKPOINT_DIR"]).resolve() if env.get("CHECKPOINT_DIR") else None,
             database=env.get("MONGO_DATABASE", "").strip() or "stockmarket",
@@ -178,6 +188,10 @@ class Settings:
         return f"{self.trades_topic}.candles"
 
     @property
+    def realtime_topic(self) -> str:
+        return f"{self.trades_topic}.realtime-aggregates"
+
+    @property
     def effective_archive_dir(self) -> Path:
         return self.archive_dir or self.data_dir / "archive"
 
@@ -204,6 +218,8 @@ class Settings:
             "KAFKA_BOOTSTRAP_SERVERS": self.effective_kafka_bootstrap,
             "SPARK_MASTER": self.spark_master,
             "TRIGGER_INTERVAL_MS": str(self.trigger_interval_ms),
+            "STREAM_MODE": self.stream_mode,
+            "REALTIME_CHECKPOINT_S": str(self.realtime_checkpoint_s),
             "STOCKDASH_DATA_DIR": str(self.data_dir),
             "CHECKPOINT_DIR": str(self.effective_checkpoint_dir),
             "MONGO_DATABASE": self.database,

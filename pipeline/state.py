@@ -160,6 +160,24 @@ class MarketState:
             self._updated_at = time.time() if stored else self._updated_at
             self._changed.notify_all()
 
+    def install_aggregates(self, aggregates: Iterable[StockAggregate], ingest_times: Iterable[datetime] = ()) -> None:
+        """Since-start aggregates computed elsewhere (real-time mode). Each replaces its symbol's unless it
+        counts fewer trades: after a restart the producer may send an older one again."""
+        applied_at = time.time()
+        with self._lock:
+            changed = False
+            for aggregate in aggregates:
+                held = self._stocks.get(aggregate.symbol)
+                if held is None or aggregate.trades > held.trades:
+                    self._stocks[aggregate.symbol] = aggregate
+                    changed = True
+            self._freshness.extend((applied_at, applied_at - t.timestamp()) for t in ingest_times)
+            if changed:
+                self._version += 1
+                self._updated_at = applied_at
+                self._query_error = None
+                self._changed.notify_all()
+
     def merged_with(self, batch_id: int, aggregates: Iterable[StockAggregate]) -> list[StockAggregate]:
         """Each batch aggregate merged into what is known, leaving out symbols that already have
         this batch (a batch Spark re-runs after a crash must not count twice)."""

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from pipeline.aggregate import StockAggregate
+from pipeline.realtime import aggregate_from_json
 from pipeline.state import MarketState, Tick
 
 T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
@@ -72,3 +73,23 @@ def test_wait_for_change_returns_when_a_batch_lands():
     timer.start()
     assert state.wait_for_change(version, timeout=10) > version
     timer.join()
+
+
+def test_installed_aggregates_never_go_back_to_fewer_trades():
+    """Real-time mode: after a restart the query may send an aggregate it had already sent, or an older one."""
+    state = MarketState()
+    state.install_aggregates([agg("INFY", "10", trades=5)], [T0])
+    state.install_aggregates([agg("INFY", "9", trades=3)])  # replayed from before the checkpoint
+    assert state.snapshot().stocks["INFY"].trades == 5
+    state.install_aggregates([agg("INFY", "11", trades=6)])
+    assert state.snapshot().stocks["INFY"].nav == Decimal("11")
+
+
+def test_a_real_time_message_reads_back_exactly():
+    message = (b'{"symbol":"INFY","trades":2,"low":101.2300,"high":101.2400,"nav":101.2400,"nav_time":1764000000123456,'
+               b'"nav_event_id":"b","open":101.2300,"open_time":1764000000000000,"open_event_id":"a","volume":3,'
+               b'"turnover":303.7100,"last_ingest_us":1764000001000000}')
+    aggregate, ingested = aggregate_from_json(message)
+    assert (aggregate.low, aggregate.nav, aggregate.turnover) == (Decimal("101.23"), Decimal("101.24"), Decimal("303.71"))
+    assert aggregate.nav_time == datetime(2025, 11, 24, 16, 0, 0, 123456, tzinfo=timezone.utc)
+    assert ingested == datetime(2025, 11, 24, 16, 0, 1, tzinfo=timezone.utc)

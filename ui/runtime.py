@@ -19,6 +19,7 @@ from pymongo import MongoClient
 from pipeline import mongo
 from pipeline.job import MarketJob
 from pipeline.reader import AggregateReader
+from pipeline.realtime import RealtimeJob
 from pipeline.settings import Settings
 from pipeline.state import MarketState
 from pipeline.stocks import NSE_STOCKS, Stock
@@ -33,7 +34,7 @@ T = TypeVar("T")
 class AppRuntime:
     settings: Settings
     state: MarketState
-    job: MarketJob | AggregateReader | None
+    job: MarketJob | AggregateReader | RealtimeJob | None
     mongo: MongoClient
     health: ServiceHealth = field(init=False)
     generator: TradeGenerator = field(init=False)
@@ -86,12 +87,18 @@ def _create_runtime() -> AppRuntime:
     # kafka-python logs each reconnect attempt as an error; the pages and our own log lines say it once.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     state = MarketState()
-    # Reading mode: a job elsewhere writes the aggregates; this process only reads them.
-    job = (AggregateReader(settings, state) if settings.app_mode == "reader" else MarketJob(settings, state)
-           ).start_in_background()
+    job = _streaming_job(settings, state).start_in_background()
     runtime = AppRuntime(settings, state, job, mongo.client(settings))
     atexit.register(runtime.stop)
     return runtime
+
+
+def _streaming_job(settings: Settings, state: MarketState) -> MarketJob | AggregateReader | RealtimeJob:
+    """What feeds the state: the query itself, or (reading mode) what a job elsewhere writes."""
+    reader = settings.app_mode == "reader"
+    if settings.stream_mode == "realtime":
+        return RealtimeJob(settings, state, query=not reader)
+    return AggregateReader(settings, state) if reader else MarketJob(settings, state)
 
 
 def get_runtime() -> AppRuntime:
