@@ -70,6 +70,23 @@ def spark_session(settings: Settings) -> SparkSession:
     return spark
 
 
+def trades_source(spark: SparkSession, settings: Settings, **options: object) -> DataFrame:
+    """Spark's Kafka source on the trades topic from its start, plus ``options``."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.effective_kafka_bootstrap)
+        .option("subscribe", settings.trades_topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "false")
+        # Spark's consumer reads past the end of a batch's range; with the default 500 ms the broker
+        # holds that read open and every micro-batch pays it (measured: 0.67 s -> 0.16 s per batch).
+        .option("kafka.fetch.max.wait.ms", "10")
+    )
+    for name, value in options.items():
+        reader = reader.option(name, value)
+    return reader.load()
+
+
 def _to_aggregate(row: Any) -> StockAggregate:
     values = row.asDict()
     values["nav_time"] = utc_from_micros(values["nav_time"])
@@ -259,20 +276,9 @@ class MarketJob:
                             self.durable.rejected.counts(by="symbol"))
         if self.spark is None:
             self.spark = spark_session(self.settings)
-        source = (
-            self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", self.settings.effective_kafka_bootstrap)
-            .option("subscribe", self.settings.trades_topic)
-            .option("startingOffsets", "earliest")
-            .option("failOnDataLoss", "false")
-            .option("maxOffsetsPerTrigger", 500_000)
-            # Spark's consumer reads past the end of a batch's range; with the default 500 ms the broker
-            # holds that read open and every micro-batch pays it (measured: 0.67 s -> 0.16 s per batch).
-            .option("kafka.fetch.max.wait.ms", "10")
-            .load()
-        )
         writer = (
-            market_stream(source, self.settings.dedupe_horizon_s)
+            market_stream(trades_source(self.spark, self.settings, maxOffsetsPerTrigger=500_000),
+                          self.settings.dedupe_horizon_s)
             .writeStream.queryName(self.name)
             .foreachBatch(BatchHandler(self.state, ListedSymbols(self.settings), self.durable,
                                        self.settings.candle_lateness_s))

@@ -37,6 +37,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from pipeline import kafka_topics
 from pipeline.aggregate import StockAggregate, flat_sql, metrics_sql
+from pipeline.job import spark_session, trades_source
 from pipeline.settings import Settings
 from pipeline.state import MarketState
 from pipeline.trades import parse_change_events, valid_ticks
@@ -116,9 +117,11 @@ class RealtimeFeed:
                                  enable_auto_commit=False, fetch_max_wait_ms=10)
         try:
             while not self._stop.is_set():
-                messages = [m for batch in consumer.poll(timeout_ms=200).values() for m in batch]
-                if messages:
-                    received = [aggregate_from_json(m.value) for m in messages]
+                # Each message is a symbol's whole aggregate: of a poll's messages only the last per symbol
+                # matters (at thousands of trades/s, decoding them all would make this thread the bottleneck).
+                latest = {m.key: m for batch in consumer.poll(timeout_ms=200).values() for m in batch}
+                if latest:
+                    received = [aggregate_from_json(m.value) for m in latest.values()]
                     self.state.install_aggregates([a for a, _ in received], [t for _, t in received])
                     self.error = None
         finally:
@@ -155,21 +158,11 @@ class RealtimeJob:
         return self
 
     def _start_query(self) -> None:
-        from pipeline.job import spark_session
-
         kafka_topics.ensure_topics(self.settings)
         if self.spark is None:
             self.spark = spark_session(self.settings.with_changes(spark_master=realtime_master(self.settings)))
-        source = (
-            self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", self.settings.effective_kafka_bootstrap)
-            .option("subscribe", self.settings.trades_topic)
-            .option("startingOffsets", "earliest")
-            .option("failOnDataLoss", "false")
-            .load()
-        )
         self.query = (
-            realtime_aggregates(source).writeStream.queryName(QUERY_NAME)
+            realtime_aggregates(trades_source(self.spark, self.settings)).writeStream.queryName(QUERY_NAME)
             .format("kafka")
             .option("kafka.bootstrap.servers", self.settings.effective_kafka_bootstrap)
             .option("topic", self.settings.realtime_topic)

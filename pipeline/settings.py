@@ -28,7 +28,8 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("TRIGGER_INTERVAL_MS", "0", "micro-batch trigger; 0 starts the next batch as soon as one ends"),
     ("STREAM_MODE", "microbatch", "`microbatch`: the full pipeline; `realtime`: Spark's real-time mode for the per-symbol "
                                   "figures only (see README \"Real-time mode\")"),
-    ("REALTIME_CHECKPOINT_S", "60", "real-time mode: seconds between checkpoints (what a restart replays)"),
+    ("REALTIME_CHECKPOINT_S", "300", "real-time mode: seconds between checkpoints (what a restart replays; each "
+                                     "checkpoint pauses the output ~2 s)"),
     ("STOCKDASH_DATA_DIR", ".local", "where the local stack keeps data, logs and checkpoints"),
     ("CHECKPOINT_DIR", "$STOCKDASH_DATA_DIR/checkpoints", "Spark checkpoint folder"),
     ("MONGO_DATABASE", "stockmarket", "database holding `stock` and `transaction`"),
@@ -81,7 +82,7 @@ class Settings:
     spark_master: str = "local[2]"
     trigger_interval_ms: int = 0
     stream_mode: str = "microbatch"
-    realtime_checkpoint_s: int = 60
+    realtime_checkpoint_s: int = 300
     data_dir: Path = PROJECT_ROOT / ".local"
     checkpoint_dir: Path | None = None
     database: str = "stockmarket"
@@ -130,7 +131,7 @@ class Settings:
             spark_master=env.get("SPARK_MASTER", "").strip() or "local[2]",
             trigger_interval_ms=_int(env, "TRIGGER_INTERVAL_MS", 0),
             stream_mode=stream_mode,
-            realtime_checkpoint_s=_int(env, "REALTIME_CHECKPOINT_S", 60, minimum=1),
+            realtime_checkpoint_s=_int(env, "REALTIME_CHECKPOINT_S", 300, minimum=1),
             data_dir=data_dir,
             checkpoint_dir=Path(env["CHECKPOINT_DIR"]).resolve() if env.get("CHECKPOINT_DIR") else None,
             database=env.get("MONGO_DATABASE", "").strip() or "stockmarket",

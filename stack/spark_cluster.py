@@ -27,8 +27,11 @@ class SparkStandalone:
     def __init__(self, work_dir: Path, worker_cores: int = 1, worker_memory: str = "1g") -> None:
         self.work_dir = work_dir
         self.port, self.ui_port, self.worker_ui_port = free_port(), free_port(), free_port()
+        # pyspark's launcher finds its Spark home with $PYSPARK_PYTHON (else the system python3, which has
+        # no pyspark), and the worker runs Python tasks with it: this interpreter, the venv's.
         env = {"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(work_dir / "logs"),
-               "SPARK_WORKER_DIR": str(work_dir / "worker"), "SPARK_NO_DAEMONIZE": "1"}
+               "SPARK_WORKER_DIR": str(work_dir / "worker"), "SPARK_NO_DAEMONIZE": "1",
+               "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
         run_dir = work_dir / "run"
         self.master = ServiceProcess(
             name="spark-master", run_dir=run_dir, env=env, port=self.port,

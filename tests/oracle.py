@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+
+from pipeline.aggregate import StockAggregate
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,20 @@ def expected_candles(batches: list[list[OracleTick]], lateness_s: int, intervals
     for values in candles.values():
         values.pop("ticks")
     return candles, late
+
+
+def trade_documents(symbols: tuple[str, ...], first: int, count: int) -> list[dict]:
+    """``count`` trade documents over ``symbols`` in turn, trade times 1 ms apart from now (numbered from ``first``)."""
+    when = datetime.now(timezone.utc)
+    return [{"symbol": symbols[i % len(symbols)], "price": 100.0 + (i * 7) % 11, "quantity": 1 + i % 3,
+             "trade_time": when + timedelta(milliseconds=i)} for i in range(first, first + count)]
+
+
+def assert_figures_match(stocks: Mapping[str, StockAggregate], documents: list[dict]) -> None:
+    """Each symbol's trades, low, high, volume and NAV (latest trade time) as the inserted documents say."""
+    for symbol in {d["symbol"] for d in documents}:
+        mine = sorted((d for d in documents if d["symbol"] == symbol), key=lambda d: d["trade_time"])
+        agg = stocks[symbol]
+        assert (agg.trades, agg.low, agg.high, agg.volume, agg.nav) == (
+            len(mine), Decimal(str(min(d["price"] for d in mine))), Decimal(str(max(d["price"] for d in mine))),
+            sum(d["quantity"] for d in mine), Decimal(str(mine[-1]["price"]))), symbol

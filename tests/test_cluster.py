@@ -5,8 +5,6 @@ showing what that job writes. Its own database, topic and relay; final numbers c
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from pipeline.waits import wait_until
 from stack.jvm import spark_jars
 from stack.spark_cluster import SparkStandalone
 from tests.children import isolated, spawn, start, stop
+from tests.oracle import assert_figures_match, trade_documents
 from ui import runtime as ui_runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -30,7 +29,8 @@ def test_job_on_a_standalone_cluster_feeds_an_app_in_reading_mode(stack: Setting
     settings = isolated(stack, tmp_path, "cluster")
     with SparkStandalone(tmp_path / "spark") as master:
         settings = settings.with_changes(spark_master=master, app_mode="reader")
-        env = settings.service_env()
+        # spark-submit finds pyspark through $PYSPARK_PYTHON (else the system python3): this interpreter.
+        env = {**settings.service_env(), "PYSPARK_PYTHON": sys.executable}
         relay = start(["pipeline.relay"], env, tmp_path / "relay.log")
         job = spawn([str(Path(sys.executable).parent / "spark-submit"), "--master", master, "--jars", spark_jars(),
                      str(PROJECT_ROOT / "pipeline" / "submit_job.py")], env, tmp_path / "job.log")
@@ -39,9 +39,7 @@ def test_job_on_a_standalone_cluster_feeds_an_app_in_reading_mode(stack: Setting
         state = MarketState()
         reader = AggregateReader(settings, state).start_in_background()
         try:
-            when = datetime.now(timezone.utc)
-            trades = [{"symbol": SYMBOLS[i % 3], "price": 100.0 + (i * 7) % 11, "quantity": 1 + i % 3,
-                       "trade_time": when + timedelta(milliseconds=i)} for i in range(300)]
+            trades = trade_documents(SYMBOLS, 0, 300)
             db["transaction"].insert_many(trades)
 
             def counted() -> int:
@@ -49,13 +47,7 @@ def test_job_on_a_standalone_cluster_feeds_an_app_in_reading_mode(stack: Setting
 
             wait_until(lambda: counted() == 300, timeout=240, what="the cluster job's aggregates read by the app",
                        describe=lambda: f"{counted()} of 300; job log: {(tmp_path / 'job.log').read_text()[-1500:]}")
-            for symbol in SYMBOLS:
-                mine = [t for t in trades if t["symbol"] == symbol]
-                agg = state.snapshot().stocks[symbol]
-                assert (agg.trades, agg.low, agg.high, agg.volume) == (
-                    len(mine), Decimal(str(min(t["price"] for t in mine))), Decimal(str(max(t["price"] for t in mine))),
-                    sum(t["quantity"] for t in mine))
-                assert agg.nav == Decimal(str(mine[-1]["price"]))
+            assert_figures_match(state.snapshot().stocks, trades)
 
             # The app in reading mode: the same figures on the Market page, the query shown as running elsewhere.
             runtime = ui_runtime.AppRuntime(settings, state, reader, client)

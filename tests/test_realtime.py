@@ -6,8 +6,6 @@ reading the topic shows them."""
 from __future__ import annotations
 
 import signal
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -19,16 +17,11 @@ from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.state import MarketState
 from pipeline.waits import wait_until
 from tests.children import isolated, start, stop
+from tests.oracle import assert_figures_match, trade_documents
 from ui import runtime as ui_runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 SYMBOLS = ("INFY", "TCS", "ITC")
-
-
-def trades(first: int, count: int) -> list[dict]:
-    when = datetime.now(timezone.utc)
-    return [{"symbol": SYMBOLS[i % 3], "price": 100.0 + (i * 7) % 11, "quantity": 1 + i % 3,
-             "trade_time": when + timedelta(milliseconds=i)} for i in range(first, first + count)]
 
 
 def replay_first_event(settings: Settings) -> None:
@@ -67,30 +60,24 @@ def test_real_time_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stack:
                    describe=lambda: f"{counted()} of {len(inserted)}; job log: {(tmp_path / 'job.log').read_text()[-1500:]}")
 
     try:
-        insert(trades(0, 300))
+        insert(trade_documents(SYMBOLS, 0, 300))
         all_counted("real-time aggregates of 300 trades")
         replay_first_event(settings)
-        insert(trades(300, 30))
+        insert(trade_documents(SYMBOLS, 300, 30))
         all_counted("the replayed event dropped, 30 more trades counted")
 
         commits = checkpoint_dir(settings) / "commits"
         wait_until(lambda: any(commits.glob("[0-9]*")), timeout=60, what="a real-time checkpoint")
-        insert(trades(330, 60))  # after the checkpoint: replayed by the restarted job, counted once
+        insert(trade_documents(SYMBOLS, 330, 60))  # after the checkpoint: replayed by the restarted job, counted once
         all_counted("trades after the checkpoint")
         job.send_signal(signal.SIGKILL)  # mid-stream: Spark resumes from its last checkpoint and replays
         job.wait(timeout=30)
-        insert(trades(390, 60))
+        insert(trade_documents(SYMBOLS, 390, 60))
         job = start(["pipeline", "job"], env, tmp_path / "job.log")
-        insert(trades(450, 60))
+        insert(trade_documents(SYMBOLS, 450, 60))
         all_counted("every trade after a kill -9 of the real-time job")
 
-        for symbol in SYMBOLS:
-            mine = [t for t in inserted if t["symbol"] == symbol]
-            agg = state.snapshot().stocks[symbol]
-            assert (agg.trades, agg.low, agg.high, agg.volume) == (
-                len(mine), Decimal(str(min(t["price"] for t in mine))), Decimal(str(max(t["price"] for t in mine))),
-                sum(t["quantity"] for t in mine))
-            assert agg.nav == Decimal(str(mine[-1]["price"]))
+        assert_figures_match(state.snapshot().stocks, inserted)
         assert state.freshness(window_s=600).samples > 0
 
         runtime = ui_runtime.AppRuntime(settings, state, reader, client)
