@@ -67,7 +67,7 @@ def realtime_aggregates(messages: DataFrame) -> DataFrame:
 
 def aggregate_from_json(value: bytes) -> tuple[StockAggregate, datetime]:
     """One message of the real-time topic: the aggregate, and when its latest tick entered Kafka."""
-    fields = json.loads(value, parse_float=Decimal, parse_int=int)
+    fields = json.loads(value, parse_float=Decimal)  # exact decimals, as Spark wrote them
     for name in ("low", "high", "nav", "open", "turnover"):
         fields[name] = Decimal(fields[name])
     for name in _TIMES:

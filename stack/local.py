@@ -25,6 +25,16 @@ class StackError(RuntimeError):
     """The local stack could not be started; the message names the service and the fix."""
 
 
+
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id (a UUID in URL-safe base64), as Kafka's own ``Uuid.randomUuid`` makes it:
+    never starting with "-", which the storage tool's argument parser would take for an option (1 in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalStack:
     """Start what ``settings`` leaves embedded, reuse what already runs, stop only what it started.
 
@@ -108,7 +118,7 @@ class LocalStack:
             # KRaft needs its storage formatted once with a cluster id.
             import subprocess
 
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = kafka_cluster_id()
             result = subprocess.run(
                 [jvm.java_executable(), *JVM_HEAP, "-cp", jvm.classpath("kafka"), "kafka.tools.StorageTool",
                  "format", "-t", cluster_id, "-c", str(config)],

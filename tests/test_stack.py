@@ -12,7 +12,7 @@ from pipeline.relay import relay_paths
 from pipeline.settings import Settings
 from pipeline.waits import wait_until
 from stack.connect import connector_config
-from stack.local import LocalStack, StackError
+from stack.local import LocalStack, StackError, kafka_cluster_id
 from stack.process import free_port
 
 
@@ -66,3 +66,8 @@ def test_connector_config_publishes_full_change_events_to_our_topic():
     assert config["connection.uri"] == "mongodb://db:27017/?replicaSet=rs0"
     assert config["publish.full.document.only"] == "false"
     assert json.loads(config["topic.namespace.map"]) == {"stockmarket.transaction": "trades.x"}
+
+
+def test_kafka_cluster_ids_never_look_like_an_option():
+    """One id in 64 would start with "-" and fail the storage tool's argument parsing (seen in CI)."""
+    assert not any(kafka_cluster_id().startswith("-") for _ in range(2000))
