@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import threading
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -95,10 +96,12 @@ class RealtimeFeed:
         self.settings = settings
         self.state = state
         self.error: str | None = None
+        self._since_ms = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="realtime-feed", daemon=True)
 
     def start(self) -> RealtimeFeed:
+        self._since_ms = int(time.time() * 1000)
         self._thread.start()
         return self
 
@@ -121,8 +124,11 @@ class RealtimeFeed:
                 # matters (at thousands of trades/s, decoding them all would make this thread the bottleneck).
                 latest = {m.key: m for batch in consumer.poll(timeout_ms=200).values() for m in batch}
                 if latest:
-                    received = [aggregate_from_json(m.value) for m in latest.values()]
-                    self.state.install_aggregates([a for a, _ in received], [t for _, t in received])
+                    received = [(aggregate_from_json(m.value), m.timestamp) for m in latest.values()]
+                    # Freshness samples only from what the query wrote since this feed started: the topic's
+                    # older messages (read again at every start) would count downtime as latency.
+                    self.state.install_aggregates([a for (a, _), _ in received],
+                                                  [t for (_, t), written_ms in received if written_ms >= self._since_ms])
                     self.error = None
         finally:
             consumer.close()
