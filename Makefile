@@ -13,13 +13,17 @@ run: bootstrap
 	$(PY) -m stack run -- $(PY) -m streamlit run app.py --server.headless true \
 	  --server.address 127.0.0.1 --server.port $${APP_PORT:-8501}
 
-## test: the whole test suite on real services (started and stopped by the tests), browser tests included
+## test: lint and types, then the whole test suite on real services (started and stopped by the tests),
+## browser tests included
 test:
-	@scripts/bootstrap.sh --browser
+	@scripts/bootstrap.sh --dev --browser
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 ## bench: freshness and throughput against the original design's pipeline (about 10 minutes)
-bench: bootstrap
+bench:
+	@scripts/bootstrap.sh --dev
 	$(PY) -m bench
 
 stack-up: bootstrap
@@ -32,4 +36,6 @@ stack-status:
 	$(PY) -m stack status
 
 lint:
+	@scripts/bootstrap.sh --dev
 	$(PY) -m ruff check .
+	$(PY) -m mypy

@@ -33,12 +33,13 @@ from bench.load import PacedLoad
 from bench.probe import FreshnessProbe
 from bench.report import plot, print_tables
 from bench.resources import ResourceSampler
-from pipeline import mongo
-from pipeline.job import MarketJob, spark_session
-from pipeline.realtime import RealtimeFeed
+from pipeline.domain.state import MarketState
+from pipeline.domain.stocks import NSE_STOCKS
 from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.state import MarketState
-from pipeline.stocks import NSE_STOCKS
+from pipeline.sinks import mongo
+from pipeline.sinks.realtime_feed import RealtimeFeed
+from pipeline.spark.microbatch import MarketJob
+from pipeline.spark.session import spark_session
 from pipeline.waits import wait_until
 from stack.local import LocalStack
 from stack.process import free_port, free_port_pair
@@ -90,8 +91,7 @@ class Bench:
                  "started_s": round(run.started_at - self.t0, 2), "ended_s": round(run.ended_at - self.t0, 2),
                  "timeline": timeline}
         self.phases.append(phase)
-        p = phase["freshness"]
-        print(f"[bench]   p50 {p['p50_s']} s, p99 {p['p99_s']} s, achieved {run.achieved_per_s:,.0f}/s", flush=True)
+        print(f"[bench]   p50 {stats.p50_s} s, p99 {stats.p99_s} s, achieved {run.achieved_per_s:,.0f}/s", flush=True)
         return phase
 
     # -- the run -----------------------------------------------------------------------------------
@@ -112,19 +112,8 @@ class Bench:
         # 1-3: ours
         state = MarketState()
         job = MarketJob(settings, state, spark=spark).start()
-        probe = FreshnessProbe(state)
-        load = PacedLoad(transactions, prices, probe.expect)
-        self._phase("warm-up", "ours", probe, load, 200, 5)
-        self._phase(f"ours @ {args.compare_rate:,}/s", "ours", probe, load, args.compare_rate, args.duration)
-        self._phase("ours @ 1,000/s (target)", "ours", probe, load, 1000, args.duration)
-        sustained = None
-        for rate in args.steps:
-            phase = self._phase(f"ours @ {rate:,}/s (step)", "ours", probe, load, rate, args.step_duration)
-            if not _sustained(phase, rate):
-                break
-            sustained = rate
+        sustained = self._micro_batch_phases(state, transactions, prices)
         exact = self._exact(client[settings.database], state)
-        probe.close()
         job.stop()
 
         # 3b: the same with Spark's real-time mode, in a job process of its own (it needs more task slots)
@@ -140,6 +129,23 @@ class Bench:
         client.close()
         return {"sustained_per_s": sustained, "exact": exact, "phases": self.phases, **realtime}
 
+    def _micro_batch_phases(self, state: MarketState, transactions, prices: dict[str, float]) -> int | None:
+        """Warm-up, the comparison rate, the 1,000/s target, then rate steps; returns the highest sustained."""
+        args = self.args
+        probe = FreshnessProbe(state)
+        load = PacedLoad(transactions, prices, probe.expect)
+        self._phase("warm-up", "ours", probe, load, 200, 5)
+        self._phase(f"ours @ {args.compare_rate:,}/s", "ours", probe, load, args.compare_rate, args.duration)
+        self._phase("ours @ 1,000/s (target)", "ours", probe, load, 1000, args.duration)
+        sustained = None
+        for rate in args.steps:
+            phase = self._phase(f"ours @ {rate:,}/s (step)", "ours", probe, load, rate, args.step_duration)
+            if not _sustained(phase, rate):
+                break
+            sustained = rate
+        probe.close()
+        return sustained
+
     def _realtime(self, settings: Settings, client, prices: dict[str, float]) -> dict:
         """Real-time mode: its query (child process) -> Kafka -> RealtimeFeed -> MarketState, same probe."""
         rt_settings = settings.with_changes(stream_mode="realtime")
@@ -147,7 +153,7 @@ class Bench:
         job = subprocess.Popen([sys.executable, "-m", "pipeline", "job"], cwd=PROJECT_ROOT, stdout=log,
                                stderr=subprocess.STDOUT, env={**os.environ, **rt_settings.service_env()})
         state = MarketState()
-        feed = RealtimeFeed(rt_settings, state).start()
+        feed = RealtimeFeed(rt_settings, state).start_in_background()
         transactions = client[settings.database]["transaction"]
         try:
             total = transactions.count_documents({})

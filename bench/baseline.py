@@ -17,8 +17,9 @@ from kafka import KafkaConsumer
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from pipeline.job import BatchHandler, market_stream
-from pipeline.state import MarketState
+from pipeline.domain.state import MarketState
+from pipeline.spark.batch import BatchHandler
+from pipeline.spark.microbatch import market_stream
 
 # The file source's rows, shaped like the Kafka source's so the same parsing applies.
 AS_KAFKA_ROWS = """

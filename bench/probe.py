@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.state import MarketState
+from pipeline.domain.state import MarketState
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ import psutil
 
 
 class ResourceSampler:
-    def __init__(self, processes: dict[str, int], interval_s: float = 1.0) -> None:
-        self.processes = {name: psutil.Process(pid) for name, pid in processes.items()}
+    """CPU and RSS of named processes (a pid of None, a service not started here, is left out)."""
+
+    def __init__(self, processes: dict[str, int | None], interval_s: float = 1.0) -> None:
+        self.processes = {name: psutil.Process(pid) for name, pid in processes.items() if pid is not None}
         self.interval_s = interval_s
         self.phase = "idle"
         self._samples: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))

@@ -2,8 +2,10 @@
 
 import time
 
+import pandas as pd
 import streamlit as st
 
+from pipeline.domain.snapshot import MarketSnapshot
 from ui.format import LIVE, ago, breadth, change_colour, market_table, movers
 from ui.runtime import get_runtime, listed_stocks
 from ui.status import show_service_banners
@@ -13,19 +15,7 @@ st.title("📊 Market")
 PRICE = st.column_config.NumberColumn(format="₹%.2f")
 
 
-@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
-def live_market() -> None:
-    show_service_banners(runtime)
-    snapshot = runtime.state.snapshot()
-    if not snapshot.stocks:
-        st.info("No trade has arrived yet. Insert one on the **Simulator** page (or start the random-walk "
-                "generator there), or write a document into `stockmarket.transaction`.", icon="💡")
-        return
-    stocks = listed_stocks()
-    # Rebuilt only when the state changed, or every 5 s for the freshness badges.
-    stale_after = runtime.settings.stale_after_s
-    table = runtime.view("market_table", (snapshot.version, int(time.time()) // 5),
-                         lambda: market_table(snapshot, stocks, stale_after))
+def market_figures(table: pd.DataFrame, snapshot: MarketSnapshot, stale_after: int) -> None:
     wide = breadth(table)
     live = int((table["Freshness"] == LIVE).sum())
     cols = st.columns(6)
@@ -40,6 +30,8 @@ def live_market() -> None:
                f"{sum(snapshot.rejected_by_reason.values()):,} rejected and "
                f"{sum(snapshot.late_by_symbol.values()):,} late ticks set aside (see **Pipeline**)")
 
+
+def market_dataframe(table: pd.DataFrame, stale_after: int) -> None:
     st.dataframe(
         table.style.map(change_colour, subset=["Change %"]),
         hide_index=True,
@@ -57,6 +49,9 @@ def live_market() -> None:
             "Freshness": st.column_config.TextColumn(help=f"stale: no trade for more than {stale_after} s"),
         },
     )
+
+
+def movers_tables(table: pd.DataFrame) -> None:
     gainers, losers = movers(table)
     left, right = st.columns(2)
     for column, title, frame, empty in ((left, "🚀 Top gainers", gainers, "No stock is up yet."),
@@ -67,6 +62,24 @@ def live_market() -> None:
         else:
             column.dataframe(frame.style.map(change_colour, subset=["Change %"]), hide_index=True, width="stretch",
                              column_config={"NAV": PRICE, "Change %": st.column_config.NumberColumn(format="%+.2f%%")})
+
+
+@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
+def live_market() -> None:
+    show_service_banners(runtime)
+    snapshot = runtime.state.snapshot()
+    if not snapshot.stocks:
+        st.info("No trade has arrived yet. Insert one on the **Simulator** page (or start the random-walk "
+                "generator there), or write a document into `stockmarket.transaction`.", icon="💡")
+        return
+    stocks = listed_stocks()
+    # Rebuilt only when the state changed, or every 5 s for the freshness badges.
+    stale_after = runtime.settings.stale_after_s
+    table = runtime.view("market_table", (snapshot.version, int(time.time()) // 5),
+                         lambda: market_table(snapshot, stocks, stale_after))
+    market_figures(table, snapshot, stale_after)
+    market_dataframe(table, stale_after)
+    movers_tables(table)
     # The table is drawn on a canvas; the same figures in text, for people and browser tests.
     with st.expander("As text"):
         st.text("\n".join(f"{row.Symbol}: NAV {row.NAV:.2f} high {row.High:.2f} low {row.Low:.2f} "

@@ -3,10 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from pipeline.trades import REJECT_REASONS
+from pipeline.domain.reasons import REJECT_REASONS
+from pipeline.domain.snapshot import MarketSnapshot
+from pipeline.domain.status import QueryState, QueryStatus
 from ui.charts import batch_timeline
 from ui.format import ago, batches_frame, seconds
-from ui.health import kafka_lag
+from ui.health import HealthReport, kafka_lag
 from ui.runtime import get_runtime
 
 ICONS = {True: "🟢", False: "🔴", None: "⏳"}
@@ -16,31 +18,26 @@ st.title("🩺 Pipeline")
 st.caption("MongoDB change stream → CDC → Kafka → Spark Structured Streaming → this app's state.")
 
 
-@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
-def live_pipeline() -> None:
-    health = runtime.health.latest()
-    status = runtime.query_status()
-    progress = status.get("progress") or {}
-    query_ok = {"running": True, "reading": True, "external": True, "starting": None}.get(status["state"], False)
-    query_detail = f"{status['state']}: {status['error']}" if status.get("error") else status["state"]
-    if status["state"] == "reading":
-        query_detail = (f"runs elsewhere; this app reads its aggregates from MongoDB (batch {status['last_batch']}, "
-                        f"read {ago(status['read_at'])})")
-    if status.get("mode") == "realtime":
-        query_detail = ("running in real-time mode: per-symbol figures only (candles, set-aside ledgers and recent "
-                        "trades come with STREAM_MODE=microbatch)")
-    if status.get("restarts"):
-        query_detail += f" · restarted {status['restarts']} time(s)"
+def service_cards(health: HealthReport, status: QueryStatus) -> None:
+    query_detail = status.describe()
+    if status.state is QueryState.READING and status.read_at is not None:
+        query_detail += f", read {ago(status.read_at)}"
+    if status.mode == "realtime" and status.state is QueryState.RUNNING:
+        query_detail += ": per-symbol figures only (candles, set-aside ledgers and recent trades come with " \
+                        "STREAM_MODE=microbatch)"
     cards = [(check.name, check.ok, check.detail) for check in (health.mongo, health.kafka, health.cdc)]
-    cards += [("Spark query", query_ok, query_detail), (health.archive.name, health.archive.ok, health.archive.detail)]
+    cards += [("Spark query", status.state.healthy, query_detail), (health.archive.name, health.archive.ok,
+                                                                    health.archive.detail)]
     for column, (name, ok, detail) in zip(st.columns(len(cards)), cards, strict=True):
         with column.container(border=True):
             st.markdown(f"{ICONS[ok]} **{name}**")
             st.caption(detail)
     st.caption(f"Services checked {ago(health.checked_at)}.")
 
-    snapshot = runtime.state.snapshot()
+
+def flow_metrics(snapshot: MarketSnapshot, health: HealthReport, status: QueryStatus) -> None:
     freshness = runtime.state.freshness(window_s=60)
+    progress = status.progress
     lag = kafka_lag(health.end_offsets, progress, runtime.settings.trades_topic)
     last = snapshot.last_batch
     cols = st.columns(6)
@@ -55,10 +52,12 @@ def live_pipeline() -> None:
     cols[4].metric("Freshness p99", seconds(freshness.p99_s), help=f"{freshness.samples:,} trades in the last minute")
     cols[5].metric("Last batch", ago(last.finished_at) if last else "never",
                    help=f"batch {last.batch_id}: {last.messages:,} messages" if last else None)
-    error = snapshot.query_error or status.get("error")
+    error = snapshot.query_error or status.error
     if error:
         st.error(f"Last error: {error}", icon="🛑")
 
+
+def batch_chart(snapshot: MarketSnapshot) -> None:
     reports = runtime.state.batch_reports(window_s=600)
     st.subheader("Micro-batches, last 10 minutes")
     if reports:
@@ -67,6 +66,8 @@ def live_pipeline() -> None:
     else:
         st.caption("No micro-batch has run in the last 10 minutes.")
 
+
+def set_aside_tables(snapshot: MarketSnapshot) -> None:
     st.subheader("Set aside")
     left, right = st.columns(2)
     rejected = pd.DataFrame(
@@ -83,6 +84,17 @@ def live_pipeline() -> None:
     st.caption(f"Rejected messages are kept in `{runtime.settings.database}.rejected` and on "
                f"`{runtime.settings.dead_letter_topic}`; late ticks in `late_ticks` and on "
                f"`{runtime.settings.late_topic}`.")
+
+
+@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
+def live_pipeline() -> None:
+    health = runtime.health.latest()
+    status = runtime.query_status()
+    snapshot = runtime.state.snapshot()
+    service_cards(health, status)
+    flow_metrics(snapshot, health, status)
+    batch_chart(snapshot)
+    set_aside_tables(snapshot)
 
 
 live_pipeline()

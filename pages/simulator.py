@@ -8,7 +8,7 @@ import streamlit as st
 from kafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
-from pipeline.mongo import describe_address
+from pipeline.sinks.mongo import describe_address
 from simulator import scenarios
 from simulator.trades import SIDES, InvalidTrade, insert_trade, validate_trade
 from ui.runtime import get_runtime, listed_stocks

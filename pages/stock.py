@@ -5,6 +5,8 @@ Deep link: ``/stock?symbol=INFY``.
 
 import streamlit as st
 
+from pipeline.domain.metrics import StockAggregate
+from pipeline.domain.snapshot import MarketSnapshot
 from ui.charts import candlestick
 from ui.format import ago, candles_frame, plain, recent_trades
 from ui.runtime import get_runtime, listed_stocks
@@ -29,17 +31,8 @@ st.title(f"📈 {plain(symbol)} · {plain(stocks[symbol].company)}")
 st.caption(plain(stocks[symbol].sector))
 
 
-@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
-def live_stock() -> None:
-    show_service_banners(runtime)
-    snapshot = runtime.state.snapshot()
-    aggregate = snapshot.stocks.get(symbol)
+def stock_figures(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
     late, rejected = snapshot.late_by_symbol.get(symbol, 0), snapshot.rejected_by_symbol.get(symbol, 0)
-    if aggregate is None:
-        st.info(f"No trade of {symbol} has arrived yet. Insert one on the **Simulator** page.", icon="💡")
-        if rejected:
-            st.caption(f"{rejected:,} rejected messages for {symbol} were set aside (see **Pipeline**).")
-        return
     change = aggregate.change_pct
     top, bottom = st.columns(4), st.columns(4)
     top[0].metric("NAV", f"₹{aggregate.nav:,.2f}", f"{change:+.2f}%" if change is not None else None)
@@ -52,25 +45,45 @@ def live_stock() -> None:
     bottom[3].metric("Rejected", f"{rejected:,}", help="set aside with a reason, not counted")
     st.caption(f"Last trade {aggregate.last_trade_time:%Y-%m-%d %H:%M:%S} UTC · updated {ago(snapshot.updated_at)}")
 
+
+def candle_chart(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
     candles = candles_frame(snapshot, symbol, INTERVALS[interval])
     if candles.empty:
         st.info("Candles start with the next trade of this symbol.", icon="💡")
-    else:
-        chart = runtime.view(f"candles/{symbol}/{interval}", snapshot.version, lambda: candlestick(
-            candles, float(aggregate.low), float(aggregate.high), interval))
-        st.altair_chart(chart, width="stretch")
-        st.caption("Orange dashes: VWAP since the first candle shown · shaded band: since-start low to high · "
-                   "a revised candle received a trade after it had closed.")
+        return
+    chart = runtime.view(f"candles/{symbol}/{interval}", snapshot.version, lambda: candlestick(
+        candles, float(aggregate.low), float(aggregate.high), interval))
+    st.altair_chart(chart, width="stretch")
+    st.caption("Orange dashes: VWAP since the first candle shown · shaded band: since-start low to high · "
+               "a revised candle received a trade after it had closed.")
+
+
+def latest_trades(snapshot: MarketSnapshot) -> None:
     st.subheader("Latest trades")
     trades = recent_trades(snapshot, symbol)
     if trades.empty:
         st.caption("Trades received since the app started are listed here.")
-    else:
-        st.dataframe(trades, hide_index=True, width="stretch", height=280, column_config={
-            "Price": PRICE,
-            "Trade time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-            "Ingest time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-        })
+        return
+    st.dataframe(trades, hide_index=True, width="stretch", height=280, column_config={
+        "Price": PRICE,
+        "Trade time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+        "Ingest time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+    })
+
+
+@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
+def live_stock() -> None:
+    show_service_banners(runtime)
+    snapshot = runtime.state.snapshot()
+    aggregate = snapshot.stocks.get(symbol)
+    if aggregate is None:
+        st.info(f"No trade of {symbol} has arrived yet. Insert one on the **Simulator** page.", icon="💡")
+        if rejected := snapshot.rejected_by_symbol.get(symbol, 0):
+            st.caption(f"{rejected:,} rejected messages for {symbol} were set aside (see **Pipeline**).")
+        return
+    stock_figures(aggregate, snapshot)
+    candle_chart(aggregate, snapshot)
+    latest_trades(snapshot)
 
 
 live_stock()

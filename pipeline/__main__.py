@@ -1,7 +1,7 @@
 """``python -m pipeline job``: run the streaming job on its own, until SIGTERM or Ctrl-C.
 
 Aggregates go to MongoDB (``stock_aggregates``) as they do when the app hosts the job; with
-``STREAM_MODE=realtime``, to the real-time aggregates topic (see ``pipeline.realtime``). Addresses
+``STREAM_MODE=realtime``, to the real-time aggregates topic (see ``pipeline.spark.realtime``). Addresses
 come from the environment (see README "Configuration"). A query that fails (Kafka or MongoDB gone)
 is restarted from its checkpoint with backoff; each failure is logged in one line.
 """
@@ -14,15 +14,21 @@ import signal
 import sys
 import threading
 
-from pipeline.job import MarketJob
-from pipeline.realtime import RealtimeJob
 from pipeline.settings import Settings, SettingsError
+from pipeline.spark.microbatch import MarketJob
+from pipeline.spark.realtime import RealtimeJob
+from pipeline.spark.supervisor import SupervisedQuery
+
+MISSING_JARS = ("SPARK_JARS is not set: Spark's Kafka source needs its jars. Run\n"
+                "  SPARK_JARS=\"$(python -m stack.jvm spark-jars)\" python -m pipeline job\n"
+                "(the local stack sets it for what it starts; under spark-submit pass them with --jars)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("command", choices=["job"])
-    parser.parse_args(argv)
+    parser.add_argument("--submitted", action="store_true", help=argparse.SUPPRESS)  # spark-submit gave --jars
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python logs every reconnect attempt as an error; our own one-line messages say what matters.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -31,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         settings = Settings.from_env()
-        job = (RealtimeJob(settings) if settings.stream_mode == "realtime" else MarketJob(settings)).start_in_background()
+        if not settings.spark_jars and not args.submitted:
+            raise SettingsError(MISSING_JARS)
+        job: SupervisedQuery = RealtimeJob(settings) if settings.stream_mode == "realtime" else MarketJob(settings)
+        job.start_in_background()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal, cast
+
+StreamMode = Literal["microbatch", "realtime"]
+AppMode = Literal["embedded", "reader"]
+CdcMode = Literal["relay", "connect"]
+MongoStorage = Literal["disk", "memory"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,9 +31,11 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("MONGO_URI", "(embedded stand-in)", "MongoDB to use; a real deployment must be a replica set"),
     ("KAFKA_BOOTSTRAP_SERVERS", "(embedded broker)", "Kafka brokers, host:port[,host:port]"),
     ("SPARK_MASTER", "local[2]", "Spark master URL for the streaming query"),
+    ("SPARK_JARS", "(set by the stack and the app)", "comma-separated jars of Spark's Kafka source "
+                                                    "(`python -m stack.jvm spark-jars` prints them)"),
     ("TRIGGER_INTERVAL_MS", "0", "micro-batch trigger; 0 starts the next batch as soon as one ends"),
     ("STREAM_MODE", "microbatch", "`microbatch`: the full pipeline; `realtime`: Spark's real-time mode for the per-symbol "
-                                  "figures only (see README \"Real-time mode\")"),
+                                  "figures only (see docs/semantics.md, \"Real-time mode\")"),
     ("REALTIME_CHECKPOINT_S", "300", "real-time mode: seconds between checkpoints (what a restart replays; each "
                                      "checkpoint pauses the output ~2 s)"),
     ("STOCKDASH_DATA_DIR", ".local", "where the local stack keeps data, logs and checkpoints"),
@@ -68,6 +76,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default), case-insensitive."""
+    value = env.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        others = " or ".join(repr(choice) for choice in choices[1:])
+        raise SettingsError(f"{name}={value!r} is unknown; use {choices[0]!r} (default) or {others}")
+    return value
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default, minimum=1)
     if value > 65535:
@@ -80,21 +97,22 @@ class Settings:
     mongo_uri: str | None = None
     kafka_bootstrap_servers: str | None = None
     spark_master: str = "local[2]"
+    spark_jars: str | None = None
     trigger_interval_ms: int = 0
-    stream_mode: str = "microbatch"
+    stream_mode: StreamMode = "microbatch"
     realtime_checkpoint_s: int = 300
     data_dir: Path = PROJECT_ROOT / ".local"
     checkpoint_dir: Path | None = None
     database: str = "stockmarket"
     trades_topic: str = "stockmarket.transaction"
     topic_partitions: int = 2
-    cdc_mode: str = "relay"
+    cdc_mode: CdcMode = "relay"
     connect_url: str | None = None
     connect_plugin_path: Path | None = None
     local_mongo_port: int = 27017
     local_kafka_port: int = 9092
     local_connect_port: int = 8083
-    local_mongo_storage: str = "disk"
+    local_mongo_storage: MongoStorage = "disk"
     local_mongo_oplog_entries: int = 20_000
     local_mongo_heap_mb: int = 512
     dashboard_refresh_ms: int = 500
@@ -103,25 +121,13 @@ class Settings:
     stale_after_s: int = 60
     archive_dir: Path | None = None
     archive_retention_days: int = 7
-    app_mode: str = "embedded"
+    app_mode: AppMode = "embedded"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("STOCKDASH_DATA_DIR") or PROJECT_ROOT / ".local").resolve()
-        cdc_mode = env.get("CDC_MODE", "relay").strip().lower() or "relay"
-        if cdc_mode not in ("relay", "connect"):
-            raise SettingsError(f"CDC_MODE={cdc_mode!r} is unknown; use 'relay' (default) or 'connect'")
-        app_mode = env.get("APP_MODE", "embedded").strip().lower() or "embedded"
-        if app_mode not in ("embedded", "reader"):
-            raise SettingsError(f"APP_MODE={app_mode!r} is unknown; use 'embedded' (default) or 'reader'")
-        stream_mode = env.get("STREAM_MODE", "microbatch").strip().lower() or "microbatch"
-        if stream_mode not in ("microbatch", "realtime"):
-            raise SettingsError(f"STREAM_MODE={stream_mode!r} is unknown; use 'microbatch' (default) or 'realtime'")
-        storage = env.get("LOCAL_MONGO_STORAGE", "disk").strip().lower() or "disk"
-        if storage not in ("disk", "memory"):
-            raise SettingsError(f"LOCAL_MONGO_STORAGE={storage!r} is unknown; use 'disk' (default) or 'memory'")
         mongo_uri = env.get("MONGO_URI", "").strip() or None
         if mongo_uri and not mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
             raise SettingsError("MONGO_URI must start with mongodb:// or mongodb+srv://")
@@ -129,21 +135,22 @@ class Settings:
             mongo_uri=mongo_uri,
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
             spark_master=env.get("SPARK_MASTER", "").strip() or "local[2]",
+            spark_jars=env.get("SPARK_JARS", "").strip() or None,
             trigger_interval_ms=_int(env, "TRIGGER_INTERVAL_MS", 0),
-            stream_mode=stream_mode,
+            stream_mode=cast(StreamMode, _choice(env, "STREAM_MODE", ("microbatch", "realtime"))),
             realtime_checkpoint_s=_int(env, "REALTIME_CHECKPOINT_S", 300, minimum=1),
             data_dir=data_dir,
             checkpoint_dir=Path(env["CHECKPOINT_DIR"]).resolve() if env.get("CHECKPOINT_DIR") else None,
             database=env.get("MONGO_DATABASE", "").strip() or "stockmarket",
             trades_topic=env.get("TRADES_TOPIC", "").strip() or "stockmarket.transaction",
             topic_partitions=_int(env, "KAFKA_TOPIC_PARTITIONS", 2, minimum=1),
-            cdc_mode=cdc_mode,
+            cdc_mode=cast(CdcMode, _choice(env, "CDC_MODE", ("relay", "connect"))),
             connect_url=env.get("CONNECT_URL", "").strip() or None,
             connect_plugin_path=Path(env["CONNECT_PLUGIN_PATH"]) if env.get("CONNECT_PLUGIN_PATH") else None,
             local_mongo_port=_port(env, "LOCAL_MONGO_PORT", 27017),
             local_kafka_port=_port(env, "LOCAL_KAFKA_PORT", 9092),
             local_connect_port=_port(env, "LOCAL_CONNECT_PORT", 8083),
-            local_mongo_storage=storage,
+            local_mongo_storage=cast(MongoStorage, _choice(env, "LOCAL_MONGO_STORAGE", ("disk", "memory"))),
             local_mongo_oplog_entries=_int(env, "LOCAL_MONGO_OPLOG_ENTRIES", 20_000, minimum=100),
             local_mongo_heap_mb=_int(env, "LOCAL_MONGO_HEAP_MB", 512, minimum=128),
             dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 500, minimum=200),
@@ -152,10 +159,10 @@ class Settings:
             stale_after_s=_int(env, "STALE_AFTER_S", 60, minimum=1),
             archive_dir=Path(env["ARCHIVE_DIR"]).resolve() if env.get("ARCHIVE_DIR") else None,
             archive_retention_days=_int(env, "ARCHIVE_RETENTION_DAYS", 7, minimum=1),
-            app_mode=app_mode,
+            app_mode=cast(AppMode, _choice(env, "APP_MODE", ("embedded", "reader"))),
         )
 
-    def with_changes(self, **changes: object) -> Settings:
+    def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
     # Derived addresses: what every component connects to.
@@ -235,6 +242,8 @@ class Settings:
             "ARCHIVE_RETENTION_DAYS": str(self.archive_retention_days),
             "APP_MODE": self.app_mode,
         }
+        if self.spark_jars:
+            env["SPARK_JARS"] = self.spark_jars
         if self.cdc_mode == "connect":
             env["CONNECT_URL"] = self.effective_connect_url
         return env

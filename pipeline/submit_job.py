@@ -16,4 +16,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # spark-submit 
 from pipeline.__main__ import main  # noqa: E402 - after the path is set
 
 if __name__ == "__main__":
-    sys.exit(main(["job"]))
+    sys.exit(main(["job", "--submitted"]))

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Everything the project needs on a fresh Linux machine with Java 17+, Maven and Python 3.11+:
-# a virtualenv with requirements.txt, and the JVM parts of pom.xml. A second run reuses both.
+# a virtualenv with requirements.txt (with --dev: requirements-dev.txt, for tests, lint, types and the
+# benchmark), and the JVM parts of pom.xml. A second run reuses both.
+#   --dev       also the development requirements
+#   --browser   also Debian's Chromium for the browser tests (implies --dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,19 +22,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "[bootstrap] creating the virtualenv in .venv"
   "$PYTHON" -m venv .venv
 fi
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-have=$(cat .venv/.requirements.sha256 2>/dev/null || true)
+requirements=requirements.txt
+case " $* " in *" --dev "*|*" --browser "*) requirements=requirements-dev.txt ;; esac
+want=$(cat requirements.txt "$requirements" | sha256sum | cut -d' ' -f1)
+have=$(cat ".venv/.$requirements.sha256" 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
-  echo "[bootstrap] installing requirements.txt into .venv (first run: a few minutes)"
-  .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt
-  echo "$want" > .venv/.requirements.sha256
+  echo "[bootstrap] installing $requirements into .venv (first run: a few minutes)"
+  .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -r "$requirements"
+  echo "$want" > ".venv/.$requirements.sha256"
 fi
 
 echo "[bootstrap] JVM parts (Maven; cached after the first run)"
 .venv/bin/python -m stack.jvm
 
 # --browser: Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser).
-if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
+if [[ " $* " == *" --browser "* ]] && [ ! -x /usr/bin/chromium ]; then
   echo "[bootstrap] installing Chromium from Debian (apt-get install chromium) for the browser tests"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
@@ -96,7 +97,7 @@ class TradeGenerator:
             self._thread.join(timeout)
         return self.progress()
 
-    def _update(self, **changes: object) -> None:
+    def _update(self, **changes: Any) -> None:
         with self._lock:
             self._progress = replace(self._progress, **changes)
 

@@ -16,8 +16,8 @@ from decimal import Decimal
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pymongo.collection import Collection
 
+from pipeline.domain.snapshot import MarketSnapshot
 from pipeline.settings import Settings
-from pipeline.state import MarketSnapshot
 from pipeline.waits import wait_until
 from simulator.trades import RandomWalk, Trade, insert_many
 

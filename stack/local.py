@@ -8,12 +8,11 @@ import time
 import uuid
 from pathlib import Path
 
-from pipeline import kafka_topics, mongo
-from pipeline.archive import archive_status_path
-from pipeline.heartbeat import read_status
-from pipeline.relay import relay_paths
+from pipeline.services.heartbeat import read_status
+from pipeline.services.paths import archive_status_path, relay_paths
 from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.stocks import seed_stocks
+from pipeline.sinks import mongo, topics
+from pipeline.sinks.mongo import seed_stocks
 from stack import jvm
 from stack.process import ServiceError, ServiceProcess
 
@@ -52,57 +51,58 @@ class LocalStack:
     # -- services ---------------------------------------------------------------------------
     def _build_services(self) -> None:
         s = self.settings
-        java = None
         if s.embedded_mongo or s.embedded_kafka:
             java = jvm.java_executable()
-        if s.embedded_mongo:
-            self.services["mongo"] = ServiceProcess(
-                name="mongo",
-                command=[java, *JVM_HEAP, f"-Xmx{s.local_mongo_heap_mb}m", "-cp", jvm.classpath("mongo"),
-                         str(STACK_DIR / "mongo" / "MongoLauncher.java"),
-                         "--port", str(s.local_mongo_port), "--oplog-max-entries", str(s.local_mongo_oplog_entries),
-                         *(["--memory"] if s.local_mongo_storage == "memory" else ["--data-dir", str(s.data_dir / "mongo")])],
-                run_dir=self.run_dir,
-                port=s.local_mongo_port,
-                ready=lambda: mongo.ping(mongo.client(s, timeout_ms=500)),
-            )
-        if s.embedded_kafka:
-            self.services["kafka"] = ServiceProcess(
-                name="kafka",
-                command=[java, *JVM_HEAP, "-Dlog4j.configuration=none", "-cp", jvm.classpath("kafka"), "kafka.Kafka",
-                         str(self._kafka_config())],
-                run_dir=self.run_dir,
-                port=s.local_kafka_port,
-                ready=lambda: kafka_topics.kafka_ready(s.effective_kafka_bootstrap),
-                start_timeout=90,
-            )
+            if s.embedded_mongo:
+                self.services["mongo"] = self._mongo_service(java)
+            if s.embedded_kafka:
+                self.services["kafka"] = self._kafka_service(java)
         if s.cdc_mode == "relay":
-            _, status_path = relay_paths(s)
-            self.services["cdc-relay"] = ServiceProcess(
-                name="cdc-relay",
-                command=[sys.executable, "-m", "pipeline.relay"],
-                run_dir=self.run_dir,
-                env=s.service_env(),
-                cwd=PROJECT_ROOT,
-                ready=lambda: _running(status_path, self.services["cdc-relay"].pid()),
-            )
-        else:
+            self.services["cdc-relay"] = self._python_service("cdc-relay", "pipeline.services.relay", relay_paths(s)[1])
+        elif s.connect_url is None:
             from stack.connect import connect_service
 
-            if s.connect_url is None:
-                try:
-                    self.services["kafka-connect"] = connect_service(s, self.run_dir)
-                except ServiceError as exc:
-                    raise StackError(str(exc)) from None
+            try:
+                self.services["kafka-connect"] = connect_service(s, self.run_dir)
+            except ServiceError as exc:
+                raise StackError(str(exc)) from None
+        self.services["archive"] = self._python_service("archive", "pipeline.services.archive", archive_status_path(s),
+                                                        "run")
 
-        archive_status = archive_status_path(s)
-        self.services["archive"] = ServiceProcess(
-            name="archive",
-            command=[sys.executable, "-m", "pipeline.archive", "run"],
+    def _mongo_service(self, java: str) -> ServiceProcess:
+        s = self.settings
+        storage = ["--memory"] if s.local_mongo_storage == "memory" else ["--data-dir", str(s.data_dir / "mongo")]
+        return ServiceProcess(
+            name="mongo",
+            command=[java, *JVM_HEAP, f"-Xmx{s.local_mongo_heap_mb}m", "-cp", jvm.classpath("mongo"),
+                     str(STACK_DIR / "mongo" / "MongoLauncher.java"),
+                     "--port", str(s.local_mongo_port), "--oplog-max-entries", str(s.local_mongo_oplog_entries), *storage],
             run_dir=self.run_dir,
-            env=s.service_env(),
+            port=s.local_mongo_port,
+            ready=lambda: mongo.ping(mongo.client(s, timeout_ms=500)),
+        )
+
+    def _kafka_service(self, java: str) -> ServiceProcess:
+        s = self.settings
+        return ServiceProcess(
+            name="kafka",
+            command=[java, *JVM_HEAP, "-Dlog4j.configuration=none", "-cp", jvm.classpath("kafka"), "kafka.Kafka",
+                     str(self._kafka_config())],
+            run_dir=self.run_dir,
+            port=s.local_kafka_port,
+            ready=lambda: topics.kafka_ready(s.effective_kafka_bootstrap),
+            start_timeout=90,
+        )
+
+    def _python_service(self, name: str, module: str, status_path: Path, *args: str) -> ServiceProcess:
+        """One of our services (``python -m module``), ready when its status file says "running"."""
+        return ServiceProcess(
+            name=name,
+            command=[sys.executable, "-m", module, *args],
+            run_dir=self.run_dir,
+            env=self.settings.service_env(),
             cwd=PROJECT_ROOT,
-            ready=lambda: _running(archive_status, self.services["archive"].pid()),
+            ready=lambda: _running(status_path, self.services[name].pid()),
         )
 
     def _kafka_config(self) -> Path:
@@ -154,7 +154,8 @@ class LocalStack:
     @property
     def ready_settings(self) -> Settings:
         s = self.settings
-        return s.with_changes(mongo_uri=s.effective_mongo_uri, kafka_bootstrap_servers=s.effective_kafka_bootstrap)
+        return s.with_changes(mongo_uri=s.effective_mongo_uri, kafka_bootstrap_servers=s.effective_kafka_bootstrap,
+                              spark_jars=s.spark_jars or jvm.spark_jars())
 
     def _start(self, name: str) -> None:
         service = self.services.get(name)
@@ -173,7 +174,7 @@ class LocalStack:
             seed_stocks(client[self.settings.database])
         finally:
             client.close()
-        kafka_topics.ensure_topics(self.settings)
+        topics.ensure_topics(self.settings)
 
     def stop(self) -> None:
         """Stop what this object started, in reverse order; safe to call twice."""

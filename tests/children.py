@@ -9,9 +9,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from pipeline import kafka_topics, mongo
 from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.stocks import seed_stocks
+from pipeline.sinks import mongo, topics
+from pipeline.sinks.mongo import seed_stocks
 
 
 def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
@@ -42,5 +42,5 @@ def isolated(stack: Settings, data_dir: Path, prefix: str) -> Settings:
         seed_stocks(client[name])
     finally:
         client.close()
-    kafka_topics.ensure_topics(settings)
+    topics.ensure_topics(settings)
     return settings

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from pipeline import mongo
-from pipeline.job import MarketJob, spark_session
 from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.sinks import mongo
+from pipeline.spark.microbatch import MarketJob
+from pipeline.spark.session import spark_session
+from stack.jvm import spark_jars
 from stack.local import LocalStack
 from stack.process import free_port, free_port_pair
 
@@ -27,6 +29,7 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         "LOCAL_MONGO_PORT": str(free_port()),
         "LOCAL_KAFKA_PORT": str(free_port_pair()),
         "TRADES_TOPIC": f"test.transaction.{uuid.uuid4().hex[:8]}",
+        "SPARK_JARS": spark_jars(),
     }
     return Settings.from_env(env)
 

@@ -20,8 +20,9 @@ def change_event(event_id: str, document: dict | None, op: str = "insert", clust
     })
 
 
-def trade_doc(symbol: str, price, quantity=1, when: str | None = "2025-11-24T10:00:00Z", **extra) -> dict:
-    doc = {"symbol": symbol, "price": price, "quantity": quantity, "side": "buy", **extra}
+def trade_doc(symbol: str, price, quantity=1, when: str | None = "2025-11-24T10:00:00Z", side: str = "buy",
+              **extra) -> dict:
+    doc = {"symbol": symbol, "price": price, "quantity": quantity, "side": side, **extra}
     if when is not None:
         doc["trade_time"] = {"$date": when}
     return doc

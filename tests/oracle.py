@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from pipeline.aggregate import StockAggregate
+from pipeline.domain.metrics import METRICS, Kind, Metric, StockAggregate, aggregate_of
 
 
 @dataclass(frozen=True)
@@ -17,24 +17,37 @@ class OracleTick:
     price: Decimal
     quantity: int
     trade_time: datetime
+    side: str = "buy"
+
+
+T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
+
+
+def _fold(metric: Metric, ticks: list[OracleTick]) -> object:
+    """One metric over a symbol's ticks, straight from its kind's definition (not through ``merge``)."""
+    by_time = sorted(ticks, key=lambda t: (t.trade_time, t.event_id))
+    values = [metric.of(t) for t in ticks]
+    return {Kind.SUM: lambda: sum(values), Kind.MIN: lambda: min(values), Kind.MAX: lambda: max(values),
+            Kind.LATEST: lambda: metric.of(by_time[-1]), Kind.EARLIEST: lambda: metric.of(by_time[0])}[metric.kind]()
 
 
 def expected_metrics(ticks: list[OracleTick]) -> dict[str, dict]:
-    result: dict[str, dict] = {}
-    for symbol in sorted({t.symbol for t in ticks}):
-        mine = [t for t in ticks if t.symbol == symbol]
-        latest = max(mine, key=lambda t: (t.trade_time, t.event_id))
-        earliest = min(mine, key=lambda t: (t.trade_time, t.event_id))
-        result[symbol] = {
-            "trades": len(mine),
-            "low": min(t.price for t in mine),
-            "high": max(t.price for t in mine),
-            "nav": latest.price,
-            "open": earliest.price,
-            "volume": sum(t.quantity for t in mine),
-            "turnover": sum(t.price * t.quantity for t in mine),
-        }
-    return result
+    """Symbol -> every registry metric's value (by-time metrics: the value, not its time and id)."""
+    return {symbol: {metric.name: _fold(metric, [t for t in ticks if t.symbol == symbol]) for metric in METRICS}
+            for symbol in sorted({t.symbol for t in ticks})}
+
+
+def metric_values(aggregate: StockAggregate) -> dict[str, object]:
+    """What :func:`expected_metrics` says of a symbol, read from an aggregate."""
+    return {metric.name: getattr(aggregate, metric.name) for metric in METRICS}
+
+
+def aggregate(symbol: str, *prices: str, when: datetime = T0, quantities: Sequence[int] | None = None) -> StockAggregate:
+    """The aggregate of one tick per price, all at ``when`` with event ids e1, e2 … (so the last is the NAV)."""
+    quantities = quantities or [1] * len(prices)
+    ticks = [OracleTick(f"e{i + 1}", symbol, Decimal(price), quantity, when)
+             for i, (price, quantity) in enumerate(zip(prices, quantities, strict=True))]
+    return aggregate_of(ticks)[symbol]
 
 
 def expected_candles(batches: list[list[OracleTick]], lateness_s: int, intervals=(60, 300)) -> tuple[dict, set[str]]:

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from pipeline.state import BatchReport, MarketSnapshot
-from pipeline.stocks import Stock
+from pipeline.domain.snapshot import BatchReport, MarketSnapshot
+from pipeline.domain.stocks import Stock
 
 SPARKLINE_POINTS = 40
 LIVE, STALE = "🟢 live", "🟠 stale"

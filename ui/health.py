@@ -20,11 +20,10 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
-from pipeline import mongo
-from pipeline.archive import archive_status_path
-from pipeline.heartbeat import read_status
-from pipeline.relay import relay_paths
+from pipeline.services.heartbeat import read_status
+from pipeline.services.paths import archive_status_path, relay_paths
 from pipeline.settings import Settings
+from pipeline.sinks import mongo
 
 log = logging.getLogger("stockdash.health")
 
@@ -77,14 +76,14 @@ def check_cdc(settings: Settings, now: float | None = None) -> ServiceCheck:
 
 def check_archive(settings: Settings, now: float | None = None) -> ServiceCheck:
     return _check_heartbeat("Archive", archive_status_path(settings),
-                            "`make run` starts it (`python -m pipeline.archive run`)",
+                            "`make run` starts it (`python -m pipeline.services.archive run`)",
                             lambda s: f"{int(s.get('lines', 0)):,} events archived · kept {s.get('retention_days')} days",
                             now)
 
 
 def _check_heartbeat(name: str, status_path: Path, how_to_start: str, describe: Callable[[dict], str],
                      now: float | None) -> ServiceCheck:
-    """A service of ours that writes a status file with a heartbeat (see ``pipeline.heartbeat``)."""
+    """A service of ours that writes a status file with a heartbeat (see ``pipeline.services.heartbeat``)."""
     status = read_status(status_path, now=now)
     if status is None or status.get("state") == "stopped":
         return ServiceCheck(name, False, f"not running; {how_to_start}")

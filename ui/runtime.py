@@ -11,30 +11,44 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar, cast
 
 import streamlit as st
 from pymongo import MongoClient
 
-from pipeline import mongo
-from pipeline.job import MarketJob
-from pipeline.reader import AggregateReader
-from pipeline.realtime import RealtimeJob
+from pipeline.domain.state import MarketState
+from pipeline.domain.status import QueryState, QueryStatus
+from pipeline.domain.stocks import NSE_STOCKS, Stock
 from pipeline.settings import Settings
-from pipeline.state import MarketState
-from pipeline.stocks import NSE_STOCKS, Stock
+from pipeline.sinks import mongo
+from pipeline.sinks.reader import AggregateReader
+from pipeline.sinks.realtime_feed import RealtimeFeed
+from pipeline.spark.microbatch import MarketJob
+from pipeline.spark.realtime import RealtimeJob
 from simulator.generator import TradeGenerator
+from stack import jvm
 from ui.health import ServiceHealth
 
 log = logging.getLogger("stockdash.app")
 T = TypeVar("T")
 
 
+class StateFeeder(Protocol):
+    """Whatever keeps the state up to date: a query in this process, or a reader of one elsewhere."""
+
+    def status(self) -> QueryStatus: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class AppRuntime:
+    """Everything a page needs, made once per process: settings, the market state and what feeds it,
+    a MongoDB client, the service prober and the trade generator."""
+
     settings: Settings
     state: MarketState
-    job: MarketJob | AggregateReader | RealtimeJob | None
+    job: StateFeeder | None
     mongo: MongoClient
     health: ServiceHealth = field(init=False)
     generator: TradeGenerator = field(init=False)
@@ -52,7 +66,7 @@ class AppRuntime:
         with self._views_lock:
             cached = self._views.get(name)
             if cached is not None and cached[0] == key:
-                return cached[1]
+                return cast(T, cached[1])
         value = build()
         with self._views_lock:
             self._views[name] = (key, value)
@@ -68,14 +82,14 @@ class AppRuntime:
             self.job.stop()
         self.mongo.close()
 
-    def query_status(self) -> dict:
-        return self.job.status() if self.job is not None else {"state": "external"}
+    def query_status(self) -> QueryStatus:
+        return self.job.status() if self.job is not None else QueryStatus(QueryState.READING)
 
 
 _installed: AppRuntime | None = None
 
 
-def install(runtime: AppRuntime) -> None:
+def install(runtime: AppRuntime | None) -> None:
     """Use a runtime made by the embedding process (a test, or a host running the job itself)."""
     global _installed
     _installed = runtime
@@ -84,6 +98,8 @@ def install(runtime: AppRuntime) -> None:
 @st.cache_resource(show_spinner=False)
 def _create_runtime() -> AppRuntime:
     settings = Settings.from_env()
+    if settings.app_mode == "embedded" and not settings.spark_jars:
+        settings = settings.with_changes(spark_jars=jvm.spark_jars())
     # kafka-python logs each reconnect attempt as an error; the pages and our own log lines say it once.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     state = MarketState()
@@ -93,11 +109,11 @@ def _create_runtime() -> AppRuntime:
     return runtime
 
 
-def _streaming_job(settings: Settings, state: MarketState) -> MarketJob | AggregateReader | RealtimeJob:
+def _streaming_job(settings: Settings, state: MarketState) -> MarketJob | AggregateReader | RealtimeJob | RealtimeFeed:
     """What feeds the state: the query itself, or (reading mode) what a job elsewhere writes."""
     reader = settings.app_mode == "reader"
     if settings.stream_mode == "realtime":
-        return RealtimeJob(settings, state, query=not reader)
+        return RealtimeFeed(settings, state) if reader else RealtimeJob(settings, state)
     return AggregateReader(settings, state) if reader else MarketJob(settings, state)
 
 

@@ -1,0 +1,1 @@
+"""The market in plain Python: no Spark, Kafka or MongoDB imports (a unit test checks it)."""

@@ -1,0 +1,56 @@
+"""OHLC candles: per symbol and window, the registry's metrics over the window's on-time ticks.
+
+Each symbol's candles close on its own event-time clock: a tick older than the symbol's latest trade
+time minus the allowed lateness is *late* (counted in the since-start figures, left out of candles,
+written to the late ledger).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from pipeline.domain.metrics import StockAggregate, merge
+
+CANDLE_INTERVALS_S = (60, 300)  # 1-minute and 5-minute candles; the second is a multiple of the first
+CANDLE_HISTORY_S = 12 * 3600  # candles loaded at start, and kept, per symbol and interval
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One OHLC candle of one symbol: the mergeable metrics of its window's on-time ticks.
+
+    ``revised`` is set when a tick changes the candle after its window had ended in event time
+    (a late but accepted tick): whoever read it before saw other numbers.
+    """
+
+    symbol: str
+    interval_s: int
+    start_s: int
+    metrics: StockAggregate
+    revised: bool = False
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.symbol, self.interval_s, self.start_s)
+
+    @property
+    def storage_key(self) -> str:
+        """The key of this candle's document and compacted-topic record."""
+        return f"{self.symbol}|{self.interval_s}|{self.start_s}"
+
+    @property
+    def end_s(self) -> int:
+        return self.start_s + self.interval_s
+
+
+def candles_of_minute(symbol: str, minute_start_s: int, metrics: StockAggregate) -> list[Candle]:
+    """The candles of every interval that one 1-minute summary belongs to."""
+    return [Candle(symbol, interval, minute_start_s // interval * interval, metrics) for interval in CANDLE_INTERVALS_S]
+
+
+def merge_candle(old: Candle | None, new: Candle, latest_before_us: int | None) -> Candle:
+    """Both candles' ticks; revised if the window had ended (before this batch) in the symbol's event time."""
+    if old is None:
+        return new
+    window_had_ended = latest_before_us is not None and new.end_s * 1_000_000 <= latest_before_us
+    return replace(old, metrics=merge(old.metrics, new.metrics), revised=old.revised or window_had_ended)

@@ -1,0 +1,196 @@
+"""The metric registry: every per-symbol figure is declared once, here, and the rest is derived from it.
+
+Every metric is *mergeable*: the aggregate of a batch combined with the aggregate of everything before
+gives the aggregate of the union, whatever the order of ticks or the batch boundaries. A metric is one
+of a few kinds, each with its merge rule:
+
+- ``SUM``: adds up (count, volume, turnover: exact decimals, so VWAP = turnover / volume is exact);
+- ``MIN`` / ``MAX``: the least / greatest value;
+- ``LATEST`` / ``EARLIEST``: the value of the tick with the greatest / least (trade time, event id), kept
+  with that time and id (fields ``<name>_time`` and ``<name>_event_id``): NAV and open, by event time.
+
+From :data:`METRICS` come the Spark SQL of both streaming modes (``pipeline.spark.summary``), the
+BSON and JSON codecs (``pipeline.sinks.codec``), the aggregate's fields and merge (below) and the
+test oracle. Adding a metric is one line in :data:`METRICS`, plus the UI that shows it; a changed
+registry starts a new checkpoint (see :data:`SCHEMA_FINGERPRINT`), so the figures are rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+TURNOVER_TYPE = "DECIMAL(38,4)"
+
+
+class Kind(Enum):
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    LATEST = "latest"
+    EARLIEST = "earliest"
+
+    @property
+    def by_time(self) -> bool:
+        return self in (Kind.LATEST, Kind.EARLIEST)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One mergeable figure: ``sql`` is a tick's value in Spark SQL over a parsed tick (``price``,
+    ``quantity``, ``side``, ``trade_time`` …); ``of`` is the same value in Python (the test oracle)."""
+
+    name: str
+    kind: Kind
+    sql: str
+    of: Callable[[Any], Any]
+    type: type
+    label: str
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("trades", Kind.SUM, "1", lambda tick: 1, int, "number of ticks"),
+    Metric("low", Kind.MIN, "price", lambda tick: tick.price, Decimal, "lowest price"),
+    Metric("high", Kind.MAX, "price", lambda tick: tick.price, Decimal, "highest price"),
+    Metric("nav", Kind.LATEST, "price", lambda tick: tick.price, Decimal, "price of the latest trade (event time)"),
+    Metric("open", Kind.EARLIEST, "price", lambda tick: tick.price, Decimal, "price of the earliest trade"),
+    Metric("volume", Kind.SUM, "quantity", lambda tick: tick.quantity, int, "shares traded"),
+    Metric("turnover", Kind.SUM, f"CAST(price * quantity AS {TURNOVER_TYPE})",
+           lambda tick: tick.price * tick.quantity, Decimal, "price × quantity, summed"),
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One stored field of an aggregate: a metric's value, or the time and event id of a by-time metric."""
+
+    name: str
+    type: type
+
+
+def _fields(metric: Metric) -> tuple[Field, ...]:
+    value = Field(metric.name, metric.type)
+    if not metric.kind.by_time:
+        return (value,)
+    return value, Field(f"{metric.name}_time", datetime), Field(f"{metric.name}_event_id", str)
+
+
+FIELDS: tuple[Field, ...] = tuple(field for metric in METRICS for field in _fields(metric))
+FIELD_NAMES: tuple[str, ...] = tuple(field.name for field in FIELDS)
+DECIMAL_FIELDS: tuple[str, ...] = tuple(field.name for field in FIELDS if field.type is Decimal)
+TIME_FIELDS: tuple[str, ...] = tuple(field.name for field in FIELDS if field.type is datetime)
+SCHEMA_FINGERPRINT = hashlib.sha256(
+    repr([(m.name, m.kind.value, m.sql, m.type.__name__) for m in METRICS]).encode()).hexdigest()[:8]
+
+
+class StockAggregate:
+    """The metrics of one symbol's ticks (since start, or of one candle); immutable, so snapshots share it.
+
+    Fields are the registry's (:data:`FIELD_NAMES`), read as attributes: ``aggregate.nav``.
+    """
+
+    __slots__ = ("symbol", "_values")
+    symbol: str
+    _values: Mapping[str, Any]
+
+    def __init__(self, symbol: str, **values: Any) -> None:
+        if set(values) != set(FIELD_NAMES):
+            missing, extra = set(FIELD_NAMES) - set(values), set(values) - set(FIELD_NAMES)
+            raise TypeError(f"StockAggregate({symbol!r}): missing fields {sorted(missing)}, unknown {sorted(extra)}")
+        object.__setattr__(self, "symbol", symbol)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return object.__getattribute__(self, "_values")[name]
+        except (KeyError, AttributeError):
+            raise AttributeError(f"StockAggregate has no field {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("StockAggregate is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StockAggregate) and (self.symbol, self._values) == (other.symbol, other._values)
+
+    def __hash__(self) -> int:
+        return hash((self.symbol, self.nav_time, self.trades))
+
+    def __repr__(self) -> str:
+        return f"StockAggregate({self.symbol!r}, {', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (self.symbol, dict(self._values))
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StockAggregate:
+        """From any mapping holding ``symbol`` and every field (more keys are ignored)."""
+        return cls(row["symbol"], **{name: row[name] for name in FIELD_NAMES})
+
+    def fields(self) -> dict[str, Any]:
+        """Field name -> value, in registry order."""
+        return {name: self._values[name] for name in FIELD_NAMES}
+
+    @property
+    def vwap(self) -> Decimal | None:
+        return (self.turnover / self.volume).quantize(Decimal("0.0001")) if self.volume else None
+
+    @property
+    def change_pct(self) -> float | None:
+        return float((self.nav - self.open) / self.open * 100) if self.open else None
+
+    @property
+    def last_trade_time(self) -> datetime:
+        return self.nav_time
+
+
+def _rebuild(symbol: str, values: dict[str, Any]) -> StockAggregate:
+    return StockAggregate(symbol, **values)
+
+
+def _merge_metric(metric: Metric, old: StockAggregate, new: StockAggregate) -> dict[str, Any]:
+    name = metric.name
+    if metric.kind is Kind.SUM:
+        return {name: getattr(old, name) + getattr(new, name)}
+    if metric.kind is Kind.MIN:
+        return {name: min(getattr(old, name), getattr(new, name))}
+    if metric.kind is Kind.MAX:
+        return {name: max(getattr(old, name), getattr(new, name))}
+    keys = [f"{name}_time", f"{name}_event_id", name]
+    pick = max if metric.kind is Kind.LATEST else min
+    chosen = pick(tuple(getattr(side, key) for key in keys) for side in (old, new))
+    return dict(zip(keys, chosen, strict=True))
+
+
+def merge(old: StockAggregate | None, new: StockAggregate) -> StockAggregate:
+    """The aggregate of both sets of ticks. Associative and commutative."""
+    if old is None:
+        return new
+    values: dict[str, Any] = {}
+    for metric in METRICS:
+        values.update(_merge_metric(metric, old, new))
+    return StockAggregate(old.symbol, **values)
+
+
+def of_tick(tick: Any) -> StockAggregate:
+    """The aggregate of one tick (anything with ``symbol``, ``trade_time``, ``event_id`` and the
+    attributes the metrics read): each metric's ``of``."""
+    values: dict[str, Any] = {}
+    for metric in METRICS:
+        values[metric.name] = metric.of(tick)
+        if metric.kind.by_time:
+            values[f"{metric.name}_time"] = tick.trade_time
+            values[f"{metric.name}_event_id"] = tick.event_id
+    return StockAggregate(tick.symbol, **values)
+
+
+def aggregate_of(ticks: Iterable[Any]) -> dict[str, StockAggregate]:
+    """Symbol -> the merged aggregate of the given ticks."""
+    result: dict[str, StockAggregate] = {}
+    for tick in ticks:
+        result[tick.symbol] = merge(result.get(tick.symbol), of_tick(tick))
+    return result

@@ -1,0 +1,220 @@
+"""MarketState: the live per-symbol analytics the app reads, owned behind one lock.
+
+The Spark ``foreachBatch`` thread writes through :meth:`MarketState.apply_batch`; Streamlit's script
+threads read :meth:`MarketState.snapshot`, an immutable copy taken under the lock, never the live dicts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from pipeline.domain.candles import CANDLE_HISTORY_S, Candle, merge_candle
+from pipeline.domain.metrics import StockAggregate, merge
+from pipeline.domain.snapshot import BatchReport, BatchResult, Freshness, MarketSnapshot, Persisted, Tick
+
+RECENT_TICKS_KEPT = 500
+CANDLES_KEPT = CANDLE_HISTORY_S // 60  # per symbol and interval: 12 hours of 1-minute candles
+FRESHNESS_SAMPLES_KEPT = 50_000
+BATCH_REPORTS_KEPT = 2_000
+
+
+@dataclass
+class MarketState:
+    """Thread-safe holder of the market; every mutation bumps ``version``."""
+
+    recent_ticks_kept: int = RECENT_TICKS_KEPT
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stocks: dict[str, StockAggregate] = field(default_factory=dict, repr=False)
+    _applied_batch: dict[str, int] = field(default_factory=dict, repr=False)
+    _recent: dict[str, deque[Tick]] = field(default_factory=dict, repr=False)
+    _rejected: Counter = field(default_factory=Counter, repr=False)
+    _late: Counter = field(default_factory=Counter, repr=False)
+    _rejected_symbols: Counter = field(default_factory=Counter, repr=False)
+    # (applied at, seconds from the trade's ingest time to being applied), and every batch's report
+    _freshness: deque = field(default_factory=lambda: deque(maxlen=FRESHNESS_SAMPLES_KEPT), repr=False)
+    _reports: deque = field(default_factory=lambda: deque(maxlen=BATCH_REPORTS_KEPT), repr=False)
+    _candles: dict[tuple[str, int, int], Candle] = field(default_factory=dict, repr=False)
+    _candle_batch: dict[tuple[str, int, int], int] = field(default_factory=dict, repr=False)
+    _deletes: int = 0
+    _version: int = 0
+    _updated_at: float | None = None
+    _last_batch: BatchReport | None = None
+    _query_error: str | None = None
+    _changed: threading.Condition = field(init=False, repr=False)
+    _cached: MarketSnapshot | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self._lock)
+
+    def load(self, persisted: Persisted) -> None:
+        """Start from (or, in reading mode, catch up with) what was persisted."""
+        with self._lock:
+            # Counts left out (None) stay as they are: a reader refreshes them less often than aggregates.
+            if persisted.rejected_by_reason is not None:
+                self._rejected = Counter(persisted.rejected_by_reason)
+            if persisted.late_by_symbol is not None:
+                self._late = Counter(persisted.late_by_symbol)
+            if persisted.rejected_by_symbol is not None:
+                self._rejected_symbols = Counter(persisted.rejected_by_symbol)
+            for candle, batch_id in persisted.candles:
+                self._candles[candle.key] = candle
+                self._candle_batch[candle.key] = batch_id
+            if persisted.candles:
+                self._prune_candles()
+            for symbol, (aggregate, batch_id) in persisted.aggregates.items():
+                self._stocks[symbol] = aggregate
+                self._applied_batch[symbol] = batch_id
+            self._version += 1
+            self._updated_at = time.time() if persisted.aggregates else self._updated_at
+            self._changed.notify_all()
+
+    def install_aggregates(self, aggregates: Iterable[StockAggregate], ingest_times: Iterable[datetime] = ()) -> None:
+        """Since-start aggregates computed elsewhere (real-time mode). Each replaces its symbol's unless it
+        counts fewer trades: after a restart the producer may send an older one again."""
+        applied_at = time.time()
+        with self._lock:
+            changed = False
+            for aggregate in aggregates:
+                held = self._stocks.get(aggregate.symbol)
+                if held is None or aggregate.trades > held.trades:
+                    self._stocks[aggregate.symbol] = aggregate
+                    changed = True
+            self._freshness.extend((applied_at, applied_at - t.timestamp()) for t in ingest_times)
+            if changed:
+                self._version += 1
+                self._updated_at = applied_at
+                self._query_error = None
+                self._changed.notify_all()
+
+    def merged_with(self, batch_id: int, aggregates: Iterable[StockAggregate]) -> list[StockAggregate]:
+        """Each batch aggregate merged into what is known, leaving out symbols that already have
+        this batch (a batch Spark re-runs after a crash must not count twice)."""
+        with self._lock:
+            return [
+                merge(self._stocks.get(aggregate.symbol), aggregate)
+                for aggregate in aggregates
+                if self._applied_batch.get(aggregate.symbol, -1) < batch_id
+            ]
+
+    def latest_trade_us(self) -> dict[str, int]:
+        """Per symbol, the greatest event time seen so far (epoch microseconds)."""
+        with self._lock:
+            return {symbol: int(a.nav_time.timestamp() * 1_000_000) for symbol, a in self._stocks.items()}
+
+    def merged_candles(self, batch_id: int, candles: Iterable[Candle], latest_before_us: Mapping[str, int]) -> list[Candle]:
+        """Like :meth:`merged_with`, for candles; ``latest_before_us`` decides which are revised."""
+        with self._lock:
+            return [
+                merge_candle(self._candles.get(c.key), c, latest_before_us.get(c.symbol))
+                for c in candles
+                if self._candle_batch.get(c.key, -1) < batch_id
+            ]
+
+    def apply_batch(self, result: BatchResult) -> None:
+        """Install the results of one batch (its aggregates come from :meth:`merged_with`; only the query's
+        batch thread writes, so nothing changed in between). Its ticks' ingest times become freshness samples."""
+        ticks = sorted(result.ticks, key=lambda tick: (tick.trade_time, tick.event_id))
+        applied_at = time.time()
+        with self._lock:
+            for aggregate in result.aggregates:
+                self._stocks[aggregate.symbol] = aggregate
+                self._applied_batch[aggregate.symbol] = result.batch_id
+            for tick in ticks:
+                self._add_recent(tick)
+            for candle in result.candles:
+                self._candles[candle.key] = candle
+                self._candle_batch[candle.key] = result.batch_id
+            if result.candles:
+                self._prune_candles()
+            if result.set_aside is not None:
+                self._rejected.update(result.set_aside.rejected_by_reason)
+                self._rejected_symbols.update(result.set_aside.rejected_by_symbol)
+                self._late.update(result.set_aside.late_by_symbol)
+            self._deletes += result.deletes
+            if result.report is not None:
+                self._last_batch = result.report
+                self._reports.append(result.report)
+            self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
+                                   for t in ticks if t.ingest_time is not None)
+            if result.changes_market:
+                self._version += 1
+                self._updated_at = applied_at
+            self._query_error = None
+            self._changed.notify_all()
+
+    def _add_recent(self, tick: Tick) -> None:
+        recent = self._recent.setdefault(tick.symbol, deque(maxlen=self.recent_ticks_kept))
+        if recent and (tick.trade_time, tick.event_id) < (recent[-1].trade_time, recent[-1].event_id):
+            # Out of order: rare; re-sort this symbol's window (it is small and bounded).
+            recent.append(tick)
+            ordered = sorted(recent, key=lambda t: (t.trade_time, t.event_id))
+            recent.clear()
+            recent.extend(ordered)
+        else:
+            recent.append(tick)
+
+    def _prune_candles(self) -> None:
+        by_series: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
+        for key in self._candles:
+            by_series.setdefault(key[:2], []).append(key)
+        for keys in by_series.values():
+            if len(keys) > CANDLES_KEPT:
+                for key in sorted(keys)[: len(keys) - CANDLES_KEPT]:
+                    del self._candles[key]
+                    self._candle_batch.pop(key, None)
+
+    def record_error(self, message: str | None) -> None:
+        with self._lock:
+            self._query_error = message
+            self._version += 1
+            self._changed.notify_all()
+
+    def snapshot(self) -> MarketSnapshot:
+        """An immutable view; the same object until something changes (readers poll it often)."""
+        with self._lock:
+            if self._cached is not None and self._cached.version == self._version:
+                return self._cached
+            self._cached = MarketSnapshot(
+                stocks=MappingProxyType(dict(self._stocks)),
+                recent_ticks=MappingProxyType({symbol: tuple(ticks) for symbol, ticks in self._recent.items()}),
+                rejected_by_reason=MappingProxyType(dict(self._rejected)),
+                late_by_symbol=MappingProxyType(dict(self._late)),
+                rejected_by_symbol=MappingProxyType(dict(self._rejected_symbols)),
+                candles=MappingProxyType(self._candle_series()),
+                deletes=self._deletes,
+                version=self._version,
+                updated_at=self._updated_at,
+                last_batch=self._last_batch,
+                query_error=self._query_error,
+            )
+            return self._cached
+
+    def _candle_series(self) -> dict[tuple[str, int], tuple[Candle, ...]]:
+        series: dict[tuple[str, int], list[Candle]] = {}
+        for key in sorted(self._candles):
+            series.setdefault(key[:2], []).append(self._candles[key])
+        return {key: tuple(values) for key, values in series.items()}
+
+    def freshness(self, window_s: float = 60.0, now: float | None = None) -> Freshness:
+        """Ingest-to-state delay of the trades applied in the last ``window_s`` seconds."""
+        since = (now or time.time()) - window_s
+        with self._lock:
+            delays = sorted(delay for applied_at, delay in self._freshness if applied_at >= since)
+        return Freshness.of(delays)
+
+    def batch_reports(self, window_s: float = 600.0, now: float | None = None) -> list[BatchReport]:
+        since = (now or time.time()) - window_s
+        with self._lock:
+            return [report for report in self._reports if report.finished_at >= since]
+
+    def wait_for_change(self, after_version: int, timeout: float) -> int:
+        """Block until ``version`` exceeds ``after_version`` (or timeout); returns the version."""
+        with self._lock:
+            self._changed.wait_for(lambda: self._version > after_version, timeout=timeout)
+            return self._version

@@ -1,0 +1,95 @@
+"""What the stream sets aside, never silently: rejected messages (with their reason) and late ticks
+(with their event time and how late), each in a MongoDB collection and on a Kafka topic.
+
+- ``rejected`` / ``<trades topic>.dead-letter``: invalid input, counted per reason;
+- ``late_ticks`` / ``<trades topic>.late``: valid ticks older than the candle watermark, counted per
+  symbol (they still count in the since-start figures, not in candles).
+
+Writes are keyed by the change event's id: a batch that Spark re-runs after a crash upserts the same
+MongoDB documents (counts stay exact) and re-publishes the same keys (consumers drop repeats by key).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from kafka import KafkaProducer
+from pymongo import ReplaceOne
+from pymongo.database import Database
+
+from pipeline.domain.reasons import REJECT_REASONS
+from pipeline.settings import Settings
+from pipeline.sinks.codec import utc_from_micros
+
+
+def _source(row: Any) -> dict:
+    return {"topic": row.topic, "partition": row.partition, "offset": row.offset}
+
+
+def rejected_record(row: Any, batch_id: int) -> dict:
+    """A rejected message as stored and published (``row``: a ``set_aside`` struct of summarize_batch)."""
+    return {"_id": row.event_id, "reason": row.reject_reason,
+            "description": REJECT_REASONS.get(row.reject_reason, row.reject_reason), "symbol": row.symbol,
+            "raw": row.raw, "source": _source(row), "ingest_time": utc_from_micros(row.ingest_time_us), "batch_id": batch_id}
+
+
+def late_record(row: Any, batch_id: int, watermark_us: int, latest_us: int) -> dict:
+    """A late tick: its event time, and how far behind the watermark and the latest trade it was."""
+    return {"_id": row.event_id, "symbol": row.symbol, "trade_time": utc_from_micros(row.trade_time_us),
+            "late_by_s": (watermark_us - row.trade_time_us) / 1e6, "behind_latest_s": (latest_us - row.trade_time_us) / 1e6,
+            "watermark": utc_from_micros(watermark_us), "raw": row.raw, "source": _source(row),
+            "ingest_time": utc_from_micros(row.ingest_time_us), "batch_id": batch_id}
+
+
+class Ledger:
+    """One kind of set-aside record: a MongoDB collection, a Kafka topic, and counts by one field."""
+
+    def __init__(self, settings: Settings, db: Database, collection: str, topic: str, count_by: str) -> None:
+        self.settings = settings
+        self.collection = db[collection]
+        self.topic = topic
+        self.count_by = count_by
+        self._producer: KafkaProducer | None = None
+
+    def counts(self, by: str | None = None) -> Counter:
+        """Stored records per ``count_by`` (or ``by``) value: exact after restarts and re-run batches."""
+        return Counter({doc["_id"]: doc["count"] for doc in self.collection.aggregate(
+            [{"$group": {"_id": f"${by or self.count_by}", "count": {"$sum": 1}}}])})
+
+    def write(self, records: Iterable[dict]) -> list[dict]:
+        """Store and publish; returns the records that were not stored before, the ones to count (a batch
+        Spark re-runs after a crash stores the same ids again and adds nothing)."""
+        records = list(records)
+        if not records:
+            return []
+        stored = self.collection.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in records],
+                                            ordered=False)
+        producer = self._producer or self._new_producer()
+        for record in records:
+            payload = {("event_id" if k == "_id" else k): (v.isoformat() if isinstance(v, datetime) else v)
+                       for k, v in record.items()}
+            producer.send(self.topic, key=payload["event_id"].encode(), value=json.dumps(payload).encode())
+        producer.flush()
+        return [records[index] for index in sorted(stored.upserted_ids or {})]
+
+    def _new_producer(self) -> KafkaProducer:
+        self._producer = KafkaProducer(bootstrap_servers=self.settings.effective_kafka_bootstrap,
+                                       client_id=f"stockdash-{self.collection.name}", acks="all", linger_ms=0)
+        return self._producer
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+
+
+def dead_letters(settings: Settings, db: Database) -> Ledger:
+    return Ledger(settings, db, "rejected", settings.dead_letter_topic, count_by="reason")
+
+
+def late_ledger(settings: Settings, db: Database) -> Ledger:
+    return Ledger(settings, db, "late_ticks", settings.late_topic, count_by="symbol")

@@ -1,0 +1,136 @@
+"""MongoDB access shared by the relay, the simulator and the app.
+
+The embedded stand-in (mongo-java-server) lacks some replica-set features; the rules in
+``../shared/notes/mongo-stand-in.md`` are followed here so the same code runs on a real replica
+set. The one stand-in workaround — never open a change stream without a known start position —
+lives in :func:`open_change_stream`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from bson import Timestamp
+from pymongo import MongoClient, UpdateOne
+from pymongo.change_stream import CollectionChangeStream
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from pipeline.domain.stocks import NSE_STOCKS
+from pipeline.settings import Settings
+
+
+class MongoUnavailable(RuntimeError):
+    """MongoDB cannot be reached or used; the message says how to fix it."""
+
+
+def client(settings: Settings, timeout_ms: int = 3000, **kwargs: Any) -> MongoClient:
+    return MongoClient(
+        settings.effective_mongo_uri,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        appname="stockdash",
+        **kwargs,
+    )
+
+
+def describe_address(settings: Settings) -> str:
+    """Where MongoDB is, without credentials (never show a connection string)."""
+    if settings.embedded_mongo:
+        return f"the embedded MongoDB stand-in at 127.0.0.1:{settings.local_mongo_port}"
+    from pymongo.uri_parser import parse_uri
+
+    try:
+        hosts = ",".join(f"{host}:{port}" for host, port in parse_uri(settings.mongo_uri or "")["nodelist"])
+    except Exception:  # noqa: BLE001 - an unparsable URI still must not be echoed
+        hosts = "the MONGO_URI host"
+    return f"MongoDB at {hosts}"
+
+
+def ping(mongo: MongoClient) -> bool:
+    return bool(mongo.admin.command("ping").get("ok"))
+
+
+def check_reachable(settings: Settings, mongo: MongoClient) -> None:
+    try:
+        ping(mongo)
+    except PyMongoError as exc:
+        hint = (
+            "start the local stack with `make run` (or `python -m stack up`)"
+            if settings.embedded_mongo
+            else "check MONGO_URI, and that the server runs as a replica set (README 'Real services')"
+        )
+        raise MongoUnavailable(f"{describe_address(settings)} is not reachable ({type(exc).__name__}); {hint}") from None
+
+
+def initial_operation_time(mongo: MongoClient) -> Timestamp:
+    """The server's "now", to start a change stream from when no resume token is stored yet.
+
+    A replica set reports it as ``operationTime`` of any command; the stand-in does not, and there
+    the wall clock (a little earlier, to be safe: duplicates are dropped downstream) is used.
+    """
+    try:
+        with mongo.start_session(causal_consistency=False) as session:
+            mongo.admin.command("ping", session=session)
+            if session.operation_time is not None:
+                return session.operation_time
+    except PyMongoError:
+        pass  # the stand-in has no sessions
+    return Timestamp(int(time.time()) - 2, 0)
+
+
+def open_change_stream(
+    collection: Collection,
+    resume_token: Mapping[str, Any] | None,
+    start_at: Timestamp | None = None,
+    batch_size: int = 1000,
+) -> CollectionChangeStream:
+    """A change stream on one collection from a known position, with the full document of updates.
+
+    Update events' ``documentKey`` is unreliable on the stand-in: consumers take the id from
+    ``fullDocument._id``.
+    """
+    options: dict[str, Any] = {"full_document": "updateLookup", "batch_size": batch_size}
+    if resume_token is not None:
+        options["resume_after"] = resume_token
+    else:
+        options["start_at_operation_time"] = start_at or initial_operation_time(collection.database.client)
+    return collection.watch(**options)
+
+
+def seed_stocks(db: Database) -> int:
+    """Upsert the reference stocks; running it again changes nothing. Returns how many were new."""
+    ops = [
+        UpdateOne(
+            {"_id": stock.symbol},
+            {"$setOnInsert": {"symbol": stock.symbol, "company": stock.company,
+                              "sector": stock.sector, "reference_price": stock.reference_price}},
+            upsert=True,
+        )
+        for stock in NSE_STOCKS
+    ]
+    result = db["stock"].bulk_write(ops, ordered=False)
+    return result.upserted_count
+
+
+class ListedSymbols:
+    """The symbols of ``stockmarket.stock``, re-read every few seconds (stocks can be listed while running)."""
+
+    def __init__(self, settings: Settings, refresh_s: float = 10.0) -> None:
+        self.settings = settings
+        self.refresh_s = refresh_s
+        self._symbols: frozenset[str] = frozenset()
+        self._read_at = 0.0
+
+    def __call__(self) -> frozenset[str]:
+        if not self._symbols or time.monotonic() - self._read_at > self.refresh_s:
+            mongo = client(self.settings)
+            try:
+                self._symbols = frozenset(doc["_id"] for doc in mongo[self.settings.database]["stock"].find({}, {"_id": 1}))
+            finally:
+                mongo.close()
+            self._read_at = time.monotonic()
+        return self._symbols

@@ -1,0 +1,115 @@
+"""Reading mode: the app shows aggregates that a streaming job running elsewhere (``python -m pipeline
+job``, ``spark-submit``, a Spark cluster) writes to MongoDB, instead of hosting the query itself.
+
+``AggregateReader`` polls ``stock_aggregates`` and ``candles`` for documents of a newer batch, and the
+set-aside ledgers for their counts, and loads them into a MarketState; several app replicas can read
+one set of aggregates. It offers the same ``status()``/``stop()`` as MarketJob, so pages need not care.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from pymongo.errors import PyMongoError
+
+from pipeline.domain.candles import CANDLE_HISTORY_S
+from pipeline.domain.snapshot import Persisted
+from pipeline.domain.state import MarketState
+from pipeline.domain.status import QueryState, QueryStatus
+from pipeline.settings import Settings
+from pipeline.sinks import codec, mongo
+from pipeline.sinks.ledger import Ledger, dead_letters, late_ledger
+from pipeline.sinks.store import AggregateStore, CandleStore
+
+log = logging.getLogger("stockdash.reader")
+
+POLL_S = 0.5
+COUNTS_EVERY_S = 5.0
+
+
+class AggregateReader:
+    """Keeps a MarketState up to date with what a job elsewhere writes to MongoDB (reading mode)."""
+
+    def __init__(self, settings: Settings, state: MarketState, poll_s: float = POLL_S) -> None:
+        self.settings = settings
+        self.state = state
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_batch = -1
+        self._seen: dict[str, tuple[int, int]] = {}
+        self._counts_at = 0.0
+        self._error: str | None = None
+        self._read_at: float | None = None
+
+    def start_in_background(self) -> AggregateReader:
+        self._thread = threading.Thread(target=self._run, name="aggregate-reader", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        client = mongo.client(self.settings)
+        try:
+            db = client[self.settings.database]
+            # The lineage is the writer's business: a reader never deletes what it did not write.
+            aggregates, candles = AggregateStore(db, lineage=""), CandleStore(db, lineage="")
+            ledgers = dead_letters(self.settings, db), late_ledger(self.settings, db)
+            while not self._stop.is_set():
+                try:
+                    self.read_once(aggregates, candles, *ledgers)
+                    self._error = None
+                except PyMongoError as exc:
+                    self._error = f"MongoDB is unavailable ({type(exc).__name__})"
+                    self.state.record_error(self._error)
+                self._stop.wait(self.poll_s)
+        finally:
+            client.close()
+
+    def read_once(self, aggregates: AggregateStore, candles: CandleStore, rejected: Ledger, late: Ledger) -> bool:
+        """Load what changed since the last read; True if anything did.
+
+        Documents of the newest batch seen are read again each time: a batch's writes are not atomic
+        (one bulk write per collection), so a read may have caught only part of them.
+        """
+        newest = aggregates.collection.find_one({}, {"batch_id": 1}, sort=[("batch_id", -1)])
+        if newest is not None and newest["batch_id"] < self._last_batch:
+            self._last_batch, self._seen = -1, {}  # the writer started a new checkpoint: batch ids restart
+        recent = {"batch_id": {"$gte": self._last_batch}}
+        since_s = int(time.time()) - CANDLE_HISTORY_S
+        stored = [doc for doc in aggregates.collection.find(recent) if self._is_new(doc)]
+        candle_docs = [doc for doc in candles.collection.find({**recent, "start_s": {"$gte": since_s}}) if self._is_new(doc)]
+        counts_due = time.monotonic() - self._counts_at > COUNTS_EVERY_S
+        self._read_at = time.time()
+        if not stored and not candle_docs and not counts_due:
+            return False
+        counts = {"rejected_by_reason": rejected.counts(), "late_by_symbol": late.counts(),
+                  "rejected_by_symbol": rejected.counts(by="symbol")} if counts_due else {}
+        self.state.load(Persisted(
+            aggregates={doc["_id"]: (codec.from_bson(doc), doc["batch_id"]) for doc in stored},
+            candles=tuple((codec.candle_from_bson(doc), doc["batch_id"]) for doc in candle_docs), **counts))
+        if counts_due:
+            self._counts_at = time.monotonic()
+        self._last_batch = max([self._last_batch, *(doc["batch_id"] for doc in stored + candle_docs)])
+        return True
+
+    def _is_new(self, doc: dict) -> bool:
+        """Whether this version of a document (by id, batch and trade count) was not loaded yet."""
+        version = (doc["batch_id"], doc["trades"])
+        if self._seen.get(doc["_id"]) == version:
+            return False
+        self._seen[doc["_id"]] = version
+        return True
+
+    def status(self) -> QueryStatus:
+        if self._stop.is_set():
+            return QueryStatus(QueryState.STOPPED)
+        if self._error:
+            return QueryStatus(QueryState.RESTARTING, error=f"{self._error}; reading again every {self.poll_s:g} s")
+        return QueryStatus(QueryState.READING, read_at=self._read_at, last_batch=self._last_batch)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

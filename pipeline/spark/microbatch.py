@@ -1,0 +1,114 @@
+"""Micro-batch mode (the default): Spark's Kafka source -> parse -> replays dropped -> per-batch handler
+-> sinks (MongoDB, Kafka) -> MarketState.
+
+``MarketJob`` owns the query, and the SparkSession unless one is handed in. It starts in a background
+thread under the supervisor (a SparkSession takes ~10 s to start; the app must not freeze meanwhile),
+and ``stop()`` is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from pymongo import MongoClient
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from pipeline.domain.candles import CANDLE_HISTORY_S
+from pipeline.domain.metrics import SCHEMA_FINGERPRINT
+from pipeline.domain.snapshot import Persisted
+from pipeline.domain.state import MarketState
+from pipeline.settings import Settings
+from pipeline.sinks import mongo, topics
+from pipeline.sinks.ledger import dead_letters, late_ledger
+from pipeline.sinks.publish import AggregatePublisher
+from pipeline.sinks.store import AggregateStore, CandleStore, checkpoint_lineage
+from pipeline.spark.batch import BatchHandler, BatchSinks
+from pipeline.spark.parse import deduplicate, parse_change_events
+from pipeline.spark.session import spark_session, trades_source
+from pipeline.spark.supervisor import SupervisedQuery
+
+log = logging.getLogger("stockdash.job")
+
+QUERY_NAME = "stockdash_market"
+# Bumped whenever the query's stateful plan changes: Spark cannot resume a changed plan from an old
+# checkpoint, so a new version starts a new checkpoint (and lineage) and rebuilds from the topic. A
+# changed metric registry does the same through its fingerprint.
+PLAN_VERSION = 2
+MAX_OFFSETS_PER_TRIGGER = 500_000
+
+
+def market_stream(messages: DataFrame, dedupe_horizon_s: int) -> DataFrame:
+    """The stream the batch handler consumes: parsed change events, replays dropped."""
+    return deduplicate(parse_change_events(messages), dedupe_horizon_s)
+
+
+def checkpoint_dir(settings: Settings, name: str = QUERY_NAME) -> Path:
+    return settings.effective_checkpoint_dir / f"{name}-v{PLAN_VERSION}-{SCHEMA_FINGERPRINT}"
+
+
+class MarketJob(SupervisedQuery):
+    """The micro-batch query feeding a MarketState (and, with ``persist``, MongoDB and Kafka); one per process."""
+
+    mode = "microbatch"
+
+    def __init__(self, settings: Settings, state: MarketState | None = None, *, persist: bool = True,
+                 spark: SparkSession | None = None, name: str = QUERY_NAME) -> None:
+        state = state or MarketState()
+        super().__init__(settings, state)
+        self.state: MarketState = state
+        self.name = name  # unique per SparkSession: a second query (a replay, say) needs its own
+        self.persist = persist
+        self.spark: SparkSession | None = spark
+        self._owns_spark = spark is None  # a session handed in (tests, a host app) is left running
+        self._mongo: MongoClient | None = None
+        self.sinks = BatchSinks()
+
+    def _start_query(self) -> StreamingQuery:
+        checkpoint = checkpoint_dir(self.settings, self.name)
+        topics.ensure_topics(self.settings)
+        if self.persist:
+            self.sinks = self._open_sinks(checkpoint)
+        if self.spark is None:
+            self.spark = spark_session(self.settings)
+        handler = BatchHandler(self.state, mongo.ListedSymbols(self.settings), self.sinks, self.settings.candle_lateness_s)
+        writer = (
+            market_stream(trades_source(self.spark, self.settings, maxOffsetsPerTrigger=MAX_OFFSETS_PER_TRIGGER),
+                          self.settings.dedupe_horizon_s)
+            .writeStream.queryName(self.name)
+            .foreachBatch(handler)
+            .option("checkpointLocation", str(checkpoint))
+        )
+        if self.settings.trigger_interval_ms:
+            writer = writer.trigger(processingTime=f"{self.settings.trigger_interval_ms} milliseconds")
+        query = writer.start()
+        log.info("streaming query started: %s -> MarketState (checkpoint %s)", self.settings.trades_topic, checkpoint)
+        return query
+
+    def _open_sinks(self, checkpoint: Path) -> BatchSinks:
+        """The sinks of this checkpoint's lineage, and the state loaded from them."""
+        self._mongo = mongo.client(self.settings)
+        mongo.check_reachable(self.settings, self._mongo)
+        db = self._mongo[self.settings.database]
+        lineage = checkpoint_lineage(checkpoint)
+        aggregates, candles = AggregateStore(db, lineage), CandleStore(db, lineage)
+        rejected, late = dead_letters(self.settings, db), late_ledger(self.settings, db)
+        self.state.load(Persisted(
+            aggregates=aggregates.load(), candles=tuple(candles.load(since_s=int(time.time()) - CANDLE_HISTORY_S)),
+            rejected_by_reason=rejected.counts(), rejected_by_symbol=rejected.counts(by="symbol"),
+            late_by_symbol=late.counts()))
+        return BatchSinks(aggregates, candles, rejected, late, AggregatePublisher(self.settings))
+
+    def _release(self) -> None:
+        self.sinks.close()
+        self.sinks = BatchSinks()
+        if self._mongo is not None:
+            self._mongo.close()
+            self._mongo = None
+
+    def _close(self) -> None:
+        if self.spark is not None and self._owns_spark:
+            self.spark.stop()
+        self.spark = None

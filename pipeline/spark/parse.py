@@ -1,0 +1,158 @@
+"""Change events -> trades: parsing and validation as one Spark SQL query (a pure transformation).
+
+Input: rows with the Kafka source's columns (``value`` binary, ``topic``, ``partition``, ``offset``,
+``timestamp``). Each message is one MongoDB change event (relaxed Extended JSON) of
+``stockmarket.transaction``. Output: one row per message with the parsed trade and a
+``reject_reason`` (null for a valid trade or a delete).
+
+Semantics:
+- every insert, update or replace is one *tick* at the document's price; a delete changes nothing
+  (``op = 'delete'``, counted, not rejected);
+- a tick's identity is the change event's id (the resume token ``_id._data``); its event time is
+  the document's trade time (``trade_time``; also ``tradeTime``/``timestamp``): ``{"$date": ...}``,
+  an ISO-8601 string or epoch milliseconds. A document without a trade time gets the time the
+  database recorded the change (``clusterTime``);
+- the original design's shape is accepted: ``stock`` for ``symbol``, ``type`` for ``side``, price as
+  a numeric string; a missing quantity counts as 1;
+- prices are exact decimals with 4 places, so sums and VWAP do not depend on batch boundaries.
+
+Written as SQL text on purpose: a micro-batch plan built from Python Column objects costs hundreds
+of py4j calls per batch; one ``spark.sql`` call costs one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+# Every document field is read as text: a wrong type then yields a reason instead of a null row.
+_EVENT_SCHEMA = "struct<_id:string,operationType:string,clusterTime:string,fullDocument:map<string,string>>"
+
+
+def _number(field: str) -> str:
+    """SQL for a decimal from a number, a numeric string or Extended JSON {"$numberX": "..."}."""
+    return (
+        f"try_cast(coalesce(get_json_object({field}, '$.$numberDecimal'), get_json_object({field}, '$.$numberDouble'),"
+        f" get_json_object({field}, '$.$numberLong'), get_json_object({field}, '$.$numberInt'), {field})"
+        " AS DECIMAL(18,4))"
+    )
+
+
+# Epoch numbers outside 1900..9999 are not times: converting them would overflow and fail the whole
+# batch (found by the fuzz test), so they become NULL, i.e. "invalid_trade_time".
+_EPOCH_MILLIS_RANGE = (-2_208_988_800_000, 253_402_300_799_999)
+
+
+def _epoch_millis(expression: str) -> str:
+    low, high = _EPOCH_MILLIS_RANGE
+    return f"CASE WHEN {expression} BETWEEN {low} AND {high} THEN timestamp_millis({expression}) END"
+
+
+PARSE_SQL = f"""
+WITH events AS (
+  SELECT CAST(value AS STRING) AS raw, from_json(CAST(value AS STRING), '{_EVENT_SCHEMA}') AS e,
+         topic, partition, offset, timestamp AS ingest_time
+  FROM {{messages}}
+), fields AS (
+  SELECT raw, topic, partition, offset, ingest_time,
+    json_object_keys(raw) IS NULL AS not_json,
+    coalesce(get_json_object(e._id, '$._data'), e._id, concat_ws('/', 'kafka', topic, partition, offset)) AS event_id,
+    lower(e.operationType) AS op,
+    e.fullDocument IS NULL AS no_document,
+    coalesce(get_json_object(e.fullDocument['_id'], '$.$oid'), e.fullDocument['_id']) AS trade_id,
+    upper(trim(coalesce(e.fullDocument['symbol'], e.fullDocument['stock']))) AS symbol,
+    lower(trim(coalesce(e.fullDocument['side'], e.fullDocument['type']))) AS side,
+    e.fullDocument['price'] AS price_raw,
+    e.fullDocument['quantity'] AS quantity_raw,
+    coalesce(e.fullDocument['trade_time'], e.fullDocument['tradeTime'], e.fullDocument['timestamp']) AS time_raw,
+    timestamp_seconds(CASE WHEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) BETWEEN 0 AND 253402300799
+      THEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) END) AS cluster_time
+  FROM events
+), typed AS (
+  SELECT *,
+    {_number("price_raw")} AS price,
+    {_number("quantity_raw")} AS quantity_number,
+    coalesce(get_json_object(time_raw, '$.$date'), time_raw) AS date_text
+  FROM fields
+), timed AS (
+  SELECT *,
+    CASE
+      WHEN time_raw IS NULL THEN cluster_time
+      WHEN get_json_object(date_text, '$.$numberLong') IS NOT NULL
+        THEN {_epoch_millis("try_cast(get_json_object(date_text, '$.$numberLong') AS BIGINT)")}
+      WHEN date_text RLIKE '^-?[0-9]+$' AND length(date_text) >= 10
+        THEN {_epoch_millis("try_cast(date_text AS BIGINT)")}
+      ELSE try_cast(date_text AS TIMESTAMP)
+    END AS trade_time
+  FROM typed
+)
+SELECT event_id, op, trade_id, symbol, side, price,
+  CAST(coalesce(quantity_number, 1) AS BIGINT) AS quantity,
+  trade_time, cluster_time, ingest_time, topic, partition, offset, raw,
+  CASE
+    WHEN not_json THEN 'not_json'
+    WHEN op IS NULL OR op NOT IN ('insert', 'update', 'replace', 'delete') THEN 'unsupported_operation'
+    WHEN op = 'delete' THEN NULL
+    WHEN no_document THEN 'missing_document'
+    WHEN symbol IS NULL OR symbol = '' THEN 'missing_symbol'
+    WHEN price_raw IS NULL THEN 'missing_price'
+    WHEN price IS NULL OR price <= 0 THEN 'invalid_price'
+    WHEN quantity_raw IS NOT NULL AND NOT coalesce(quantity_number > 0 AND quantity_number = floor(quantity_number), false)
+      THEN 'invalid_quantity'
+    WHEN side IS NOT NULL AND side NOT IN ('buy', 'sell') THEN 'invalid_side'
+    WHEN trade_time IS NULL THEN 'invalid_trade_time'
+    WHEN trade_time < TIMESTAMP '2000-01-01 00:00:00'
+      OR trade_time > coalesce(cluster_time, ingest_time) + INTERVAL 1 DAY THEN 'absurd_trade_time'
+  END AS reject_reason
+FROM timed
+"""
+
+
+# Whether a symbol is listed is checked per micro-batch (the list can change while the stream runs);
+# it ranks after the reasons about the message's shape and before those about price, quantity, time.
+_SYMBOL_CHECK = """
+CASE
+  WHEN op = 'delete' OR reject_reason IN ('not_json', 'unsupported_operation', 'missing_document', 'missing_symbol')
+    THEN reject_reason
+  WHEN NOT array_contains(split('{known}', ','), symbol) THEN 'unknown_symbol'
+  ELSE reject_reason
+END
+"""
+
+
+def parse_change_events(messages: DataFrame, known_symbols: Iterable[str] | None = None) -> DataFrame:
+    """Parse and validate; one output row per input message (see the module docstring).
+
+    Works on a streaming DataFrame too (the job parses in the stream's plan, built once). Without
+    ``known_symbols`` the listed-symbol check is left to :func:`check_symbols`.
+    """
+    parsed = messages.sparkSession.sql(PARSE_SQL, messages=messages)
+    return parsed if known_symbols is None else check_symbols(parsed, known_symbols)
+
+
+def check_symbols(parsed: DataFrame, known_symbols: Iterable[str]) -> DataFrame:
+    """Reject ticks whose symbol is not listed in ``stockmarket.stock``."""
+    known = ",".join(sorted(symbol for symbol in set(known_symbols) if symbol.replace("-", "").replace("&", "").isalnum()))
+    return parsed.withColumn("reject_reason", F.expr(_SYMBOL_CHECK.format(known=known)))
+
+
+def valid_ticks(parsed: DataFrame) -> DataFrame:
+    return parsed.where("reject_reason IS NULL AND op IN ('insert', 'update', 'replace')")
+
+
+
+def deduplicate(parsed: DataFrame, horizon_seconds: int) -> DataFrame:
+    """Drop redelivered change events by event id, keeping ids for ``horizon_seconds`` of database time.
+
+    CDC is at-least-once: after a restart the relay (or connector) re-sends what followed its last
+    stored position, with the same ids and cluster times, so a bounded horizon catches every replay
+    while the state stays small. Spark keeps that state in the checkpoint: exactly once across crashes.
+    """
+    return (
+        parsed.withColumn("dedupe_time", F.coalesce("cluster_time", "ingest_time"))
+        .withWatermark("dedupe_time", f"{horizon_seconds} seconds")
+        .dropDuplicatesWithinWatermark(["event_id"])
+        .drop("dedupe_time")
+    )

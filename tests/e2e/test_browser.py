@@ -1,0 +1,222 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright against ``streamlit run`` on a
+free port, with its own Spark query, CDC relay, database and topic on the session's MongoDB and Kafka.
+
+A trade entered on Simulator shows on Market and on its Stock page within seconds; a scenario runs
+to its verdict; every page is screenshotted into ``test-artifacts/screenshots`` (the README's
+pictures come from there); and the browser console stays free of errors.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from pipeline.settings import Settings
+from pipeline.sinks import mongo
+from pipeline.waits import wait_until
+from simulator.trades import RandomWalk, insert_many
+from stack.process import free_port
+from tests.children import isolated, start, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Streamlit's frontend, opened on a page's own URL, first probes /<page>/_stcore/health and
+# host-config and gets 404 before it finds the server root (streamlit/streamlit#7074). Only those.
+KNOWN_PROBE_404 = re.compile(r"/[a-z]+/_stcore/(health|host-config)$")
+SPARK_READY_S = 180  # Spark starts inside the app on its first page view
+SHOWN_WITHIN_S = 10  # a trade on screen after it was inserted (measured: about 1 s)
+
+
+@pytest.fixture(scope="module")
+def app_settings(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return isolated(stack, tmp_path_factory.mktemp("browser"), "ui")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_settings: Settings) -> Iterator[str]:
+    env = {**app_settings.service_env(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    port = free_port()
+    logs = app_settings.data_dir
+    relay = start(["pipeline.services.relay"], env, logs / "relay.log")
+    archive = start(["pipeline.services.archive", "run"], env, logs / "archive.log")
+    app = start(["streamlit", "run", "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
+                 "--server.port", str(port)], env, logs / "streamlit.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def healthy() -> bool:
+            assert app.poll() is None, (logs / "streamlit.log").read_text()[-3000:]
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                return response.status == 200
+
+        wait_until(healthy, timeout=60, what="streamlit run answering", interval=0.2)
+        yield url
+    finally:
+        stop(app, relay, archive)
+
+
+@pytest.fixture(scope="module")
+def browser_page(app_url: str) -> Iterator[Page]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium); "
+                    "or run `scripts/bootstrap.sh --browser` once")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.console_problems = []  # what the console and the network reported as errors
+
+        def on_console(message) -> None:
+            url = (message.location or {}).get("url", "")
+            if message.type == "error" and not KNOWN_PROBE_404.search(url):
+                page.console_problems.append(f"console: {message.text} ({url})")
+
+        def on_response(response) -> None:
+            if response.status >= 400 and not KNOWN_PROBE_404.search(response.url):
+                page.console_problems.append(f"HTTP {response.status} {response.url}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: page.console_problems.append(f"page error: {error}"))
+        page.on("response", on_response)
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(artifacts_dir: Path) -> Path:
+    folder = artifacts_dir / "screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+PAGE_PATHS = {"Market": "/", "Stock": "/stock", "Simulator": "/simulator", "Pipeline": "/pipeline"}
+
+
+def open_page(page: Page, name: str) -> None:
+    """Through the sidebar, as a person would (no reload)."""
+    page.get_by_role("link", name=name).click()
+    expect(page).to_have_url(re.compile(re.escape(PAGE_PATHS[name]) + r"(\?.*)?$"), timeout=30_000)
+    expect(page.get_by_role("heading", level=1)).to_be_visible(timeout=30_000)
+
+
+def market_text(page: Page, pattern: str, timeout_s: float) -> None:
+    open_page(page, "Market")
+    set_as_text_open(page, True, timeout_s)
+    expect(page.get_by_text(re.compile(pattern))).to_be_visible(timeout=timeout_s * 1000)
+
+
+def screenshot(page: Page, path: Path) -> None:
+    page.get_by_role("heading", level=1).scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=path)
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of a select box by typing it, as a keyboard user would."""
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.fill(option)
+    box.press("Enter")
+    expect(box).to_have_value(option, timeout=10_000)
+
+
+def set_as_text_open(page: Page, open_: bool, timeout_s: float = 30) -> None:
+    """Open or close the Market page's "As text" expander (a <details> element)."""
+    details = page.locator("details").filter(has_text="As text")
+    expect(details).to_be_visible(timeout=timeout_s * 1000)
+    if (details.get_attribute("open") is not None) != open_:
+        details.locator("summary").click()
+
+
+def no_console_errors(page: Page) -> None:
+    problems, page.console_problems[:] = list(page.console_problems), []
+    assert not problems, "\n".join(problems)
+
+
+def test_a_trade_entered_in_the_browser_shows_on_market_and_stock_pages(browser_page: Page, app_settings: Settings):
+    page = browser_page
+    expect(page.get_by_text("No trade has arrived yet")).to_be_visible(timeout=60_000)  # a new database
+    open_page(page, "Pipeline")
+    expect(page.get_by_text(re.compile(r"🟢\s*Spark query"))).to_be_visible(timeout=SPARK_READY_S * 1000)
+    # The query's first batch pays for code generation: warm it up with a trade of another stock.
+    client = mongo.client(app_settings)
+    client[app_settings.database]["transaction"].insert_one({"symbol": "TCS", "price": 3500.0, "quantity": 1})
+    client.close()
+    market_text(page, r"TCS: NAV 3500\.00", timeout_s=60)
+
+    open_page(page, "Simulator")
+    page.get_by_label("Price (₹)").fill("1234.50")
+    page.get_by_label("Quantity").fill("7")
+    page.get_by_role("button", name="Insert trade").click()
+    expect(page.get_by_text("Inserted buy 7 × ASIANPAINT @ ₹1234.50")).to_be_visible(timeout=15_000)
+    inserted = time.monotonic()
+    market_text(page, r"ASIANPAINT: NAV 1234\.50 high 1234\.50 low 1234\.50 transactions 1\b", timeout_s=SHOWN_WITHIN_S)
+    print(f"\nbrowser: Simulator → Market in {time.monotonic() - inserted:.2f} s")
+
+    open_page(page, "Stock")  # the first listed stock, ASIANPAINT
+    expect(page.get_by_test_id("stMetric").filter(has_text="NAV")).to_contain_text("₹1,234.50",
+                                                                                  timeout=SHOWN_WITHIN_S * 1000)
+    expect(page.locator("[data-testid='stVegaLiteChart']")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/stock\?symbol=ASIANPAINT$"))
+    no_console_errors(page)
+
+
+def test_a_deep_link_opens_the_stock_page(browser_page: Page, app_url: str):
+    page = browser_page
+    page.goto(f"{app_url}/stock?symbol=TCS")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("TCS · Tata Consultancy Services", timeout=30_000)
+    expect(page.get_by_test_id("stMetric").filter(has_text="NAV")).to_contain_text("₹3,500.00", timeout=30_000)
+    no_console_errors(page)
+
+
+def test_a_scenario_runs_to_its_verdict_in_the_browser(browser_page: Page):
+    page = browser_page
+    open_page(page, "Simulator")
+    choose(page, "Scenario", "Out of order")
+    page.get_by_role("button", name="Run “Out of order”").click()
+    expect(page.get_by_text("The dashboard shows exactly what the scenario must produce")).to_be_visible(timeout=60_000)
+    no_console_errors(page)
+
+
+def test_every_page_is_screenshotted_with_live_data(browser_page: Page, app_settings: Settings, screenshots: Path):
+    page = browser_page
+    # Half an hour of INFY history, so its page has candles to draw; then the generator for live movement.
+    client = mongo.client(app_settings)
+    walk = RandomWalk({"INFY": 1540.0}, volatility_pct=0.3, seed=7)
+    start_at = datetime.now(timezone.utc) - timedelta(minutes=30)
+    insert_many(client[app_settings.database]["transaction"],
+                [walk.next_trade("INFY", start_at + timedelta(seconds=10 * i)) for i in range(180)])
+    client.close()
+    open_page(page, "Simulator")
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_text(re.compile(r"running: [\d,]+ of 3,000 trades"))).to_be_visible(timeout=15_000)
+    page.wait_for_timeout(12_000)  # let prices move: the sparklines and movers need a few trades each
+    screenshot(page, screenshots / "simulator.png")
+
+    market_text(page, r"INFY: NAV", timeout_s=30)
+    set_as_text_open(page, False)
+    page.wait_for_timeout(1_500)
+    screenshot(page, screenshots / "market.png")
+
+    open_page(page, "Stock")
+    choose(page, "Symbol", "INFY")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("INFY", timeout=30_000)
+    page.wait_for_timeout(2_000)
+    screenshot(page, screenshots / "stock.png")
+
+    open_page(page, "Pipeline")
+    page.wait_for_timeout(2_000)
+    screenshot(page, screenshots / "pipeline.png")
+    print(f"\nscreenshots: {screenshots}")
+    for name in ("market", "stock", "simulator", "pipeline"):
+        assert (screenshots / f"{name}.png").stat().st_size > 10_000
+    no_console_errors(page)

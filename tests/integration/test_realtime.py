@@ -1,0 +1,98 @@
+"""Real-time mode on real parts: Spark's real-time trigger in a job process of its own (it needs more task
+slots than the session's Spark), its aggregates read from Kafka into a MarketState. Its own database,
+topic and relay; a replayed change event and a kill -9 of the job must not change the numbers, and an app
+reading the topic shows them."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from streamlit.testing.v1 import AppTest
+
+from pipeline.domain.state import MarketState
+from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.sinks import mongo
+from pipeline.sinks.realtime_feed import RealtimeFeed
+from pipeline.spark.realtime import checkpoint_dir
+from pipeline.waits import wait_until
+from tests.children import isolated, start, stop
+from tests.oracle import assert_figures_match, trade_documents
+from ui import runtime as ui_runtime
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+SYMBOLS = ("INFY", "TCS", "ITC")
+
+
+def replay_first_event(settings: Settings) -> None:
+    """Send the topic's first change event again, as a CDC restart would."""
+    consumer = KafkaConsumer(settings.trades_topic, bootstrap_servers=settings.effective_kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    try:
+        first = next(iter(consumer))
+    finally:
+        consumer.close()
+    producer = KafkaProducer(bootstrap_servers=settings.effective_kafka_bootstrap)
+    producer.send(settings.trades_topic, key=first.key, value=first.value)
+    producer.close()
+
+
+def test_real_time_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stack: Settings, tmp_path):
+    settings = isolated(stack, tmp_path, "realtime").with_changes(stream_mode="realtime", realtime_checkpoint_s=5)
+    env = settings.service_env()
+    relay = start(["pipeline.services.relay"], env, tmp_path / "relay.log")
+    job = start(["pipeline", "job"], env, tmp_path / "job.log")
+    client = mongo.client(settings)
+    state = MarketState()
+    # What an app with STREAM_MODE=realtime APP_MODE=reader runs: the feed only, the query being elsewhere.
+    reader = RealtimeFeed(settings, state).start_in_background()
+    inserted: list[dict] = []
+
+    def insert(batch: list[dict]) -> None:
+        client[settings.database]["transaction"].insert_many(batch)
+        inserted.extend(batch)
+
+    def counted() -> int:
+        return sum(a.trades for a in state.snapshot().stocks.values())
+
+    def all_counted(what: str) -> None:
+        wait_until(lambda: counted() == len(inserted), timeout=180, what=what,
+                   describe=lambda: f"{counted()} of {len(inserted)}; job log: {(tmp_path / 'job.log').read_text()[-1500:]}")
+
+    try:
+        insert(trade_documents(SYMBOLS, 0, 300))
+        all_counted("real-time aggregates of 300 trades")
+        replay_first_event(settings)
+        insert(trade_documents(SYMBOLS, 300, 30))
+        all_counted("the replayed event dropped, 30 more trades counted")
+
+        commits = checkpoint_dir(settings) / "commits"
+        wait_until(lambda: any(commits.glob("[0-9]*")), timeout=60, what="a real-time checkpoint")
+        insert(trade_documents(SYMBOLS, 330, 60))  # after the checkpoint: replayed by the restarted job, counted once
+        all_counted("trades after the checkpoint")
+        job.send_signal(signal.SIGKILL)  # mid-stream: Spark resumes from its last checkpoint and replays
+        job.wait(timeout=30)
+        insert(trade_documents(SYMBOLS, 390, 60))
+        job = start(["pipeline", "job"], env, tmp_path / "job.log")
+        insert(trade_documents(SYMBOLS, 450, 60))
+        all_counted("every trade after a kill -9 of the real-time job")
+
+        assert_figures_match(state.snapshot().stocks, inserted)
+        assert state.freshness(window_s=600).samples > 0
+
+        runtime = ui_runtime.AppRuntime(settings, state, reader, client)
+        ui_runtime.install(runtime)
+        try:
+            at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+            assert not at.exception, at.exception
+            assert at.dataframe[0].value.set_index("Symbol").loc["INFY", "Transactions"] == state.snapshot().stocks[
+                "INFY"].trades
+            at.switch_page("pages/pipeline.py").run()
+            assert not at.exception, at.exception
+        finally:
+            ui_runtime.install(None)
+    finally:
+        reader.stop()
+        stop(job, relay)
+        client.close()

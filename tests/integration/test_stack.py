@@ -1,0 +1,73 @@
+"""The local stack launcher: reuse, clear errors, idempotent stop, the relay's stored position."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from pipeline.services.paths import relay_paths
+from pipeline.settings import Settings
+from pipeline.sinks import mongo, topics
+from pipeline.waits import wait_until
+from stack.connect import connector_config
+from stack.local import LocalStack, StackError, kafka_cluster_id
+from stack.process import free_port
+
+
+@pytest.mark.integration
+def test_starting_twice_reuses_what_runs_and_stops_nothing_it_did_not_start(stack: Settings, base_settings):
+    again = LocalStack(base_settings)
+    ready = again.start()
+    assert ready.effective_mongo_uri == stack.effective_mongo_uri
+    assert not any(service.started_here for service in again.services.values())
+    again.stop()
+    again.stop()  # idempotent
+    assert mongo.ping(mongo.client(stack))
+    assert topics.kafka_ready(stack.effective_kafka_bootstrap)
+
+
+@pytest.mark.integration
+def test_the_relay_stores_its_resume_token_after_publishing(stack: Settings, transactions, fresh_symbol):
+    token_path, status_path = relay_paths(stack)
+    transactions.insert_one({"symbol": fresh_symbol, "price": 1, "quantity": 1})
+    wait_until(lambda: token_path.exists(), timeout=30, what="resume token stored")
+    status = wait_until(lambda: (s := json.loads(status_path.read_text()))["events"] >= 1 and s,
+                        timeout=30, what="relay status counts the event")
+    assert status["state"] == "running" and status["last_error"] is None
+
+
+def test_a_port_used_by_another_program_is_named(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        settings = Settings.from_env({"STOCKDASH_DATA_DIR": str(tmp_path), "LOCAL_MONGO_PORT": str(port),
+                                      "LOCAL_KAFKA_PORT": str(free_port())})
+        with pytest.raises(StackError) as error:
+            LocalStack(settings).start()
+    assert f"port {port}" in str(error.value) and "already used by another program" in str(error.value)
+
+
+def test_connect_mode_without_the_connector_jar_says_how_to_fix_it(tmp_path):
+    settings = Settings.from_env({"STOCKDASH_DATA_DIR": str(tmp_path), "CDC_MODE": "connect",
+                                  "MONGO_URI": "mongodb://db:27017/?replicaSet=rs0", "KAFKA_BOOTSTRAP_SERVERS": "k:9092"})
+    with pytest.raises(StackError) as error:
+        LocalStack(settings)
+    assert "mongo-kafka-connect" in str(error.value)
+    assert str(settings.effective_connect_plugin_path) in str(error.value)
+
+
+def test_connector_config_publishes_full_change_events_to_our_topic():
+    settings = Settings.from_env({"MONGO_URI": "mongodb://db:27017/?replicaSet=rs0", "TRADES_TOPIC": "trades.x"})
+    name, config = connector_config(settings)
+    assert name == "mongo-transaction-source"
+    assert config["connection.uri"] == "mongodb://db:27017/?replicaSet=rs0"
+    assert config["publish.full.document.only"] == "false"
+    assert json.loads(config["topic.namespace.map"]) == {"stockmarket.transaction": "trades.x"}
+
+
+def test_kafka_cluster_ids_never_look_like_an_option():
+    """One id in 64 would start with "-" and fail the storage tool's argument parsing (seen in CI)."""
+    assert not any(kafka_cluster_id().startswith("-") for _ in range(2000))

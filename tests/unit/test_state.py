@@ -1,0 +1,105 @@
+"""MarketState: one lock, snapshots are copies, replayed batches do not count twice."""
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from pipeline.domain.metrics import StockAggregate
+from pipeline.domain.snapshot import BatchResult, Persisted, Tick
+from pipeline.domain.state import MarketState
+from pipeline.sinks.codec import from_spark_json
+from tests.oracle import aggregate
+
+T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def agg(symbol: str, price: str, trades: int = 1) -> StockAggregate:
+    return aggregate(symbol, *[price] * trades)
+
+
+def apply(state: MarketState, batch_id: int, aggregates=(), ticks=()) -> None:
+    state.apply_batch(BatchResult(batch_id, tuple(state.merged_with(batch_id, aggregates)), ticks=tuple(ticks)))
+
+
+def test_snapshot_is_a_copy_that_later_batches_do_not_change():
+    state = MarketState()
+    apply(state, 0, [agg("INFY", "10")])
+    before = state.snapshot()
+    apply(state, 1, [agg("INFY", "11"), agg("TCS", "5")])
+    assert set(before.stocks) == {"INFY"} and before.stocks["INFY"].trades == 1
+    after = state.snapshot()
+    assert after.stocks["INFY"].trades == 2 and after.version > before.version
+
+
+def test_a_batch_applied_twice_counts_once_per_symbol():
+    state = MarketState()
+    state.load(Persisted(aggregates={"INFY": (agg("INFY", "10", trades=4), 7)}))
+    assert state.merged_with(7, [agg("INFY", "11")]) == []  # batch 7 is already in INFY
+    merged = state.merged_with(8, [agg("INFY", "11"), agg("TCS", "3")])
+    assert {a.symbol: a.trades for a in merged} == {"INFY": 5, "TCS": 1}
+
+
+def test_recent_ticks_are_kept_in_trade_time_order_and_bounded():
+    state = MarketState(recent_ticks_kept=3)
+    ticks = [Tick("INFY", T0 + timedelta(seconds=s), f"e{s}", None, Decimal(s), 1, "buy", None) for s in (5, 1, 4, 2, 3)]
+    apply(state, 0, ticks=ticks[:2])
+    apply(state, 1, ticks=ticks[2:])
+    assert [t.event_id for t in state.snapshot().recent_ticks["INFY"]] == ["e3", "e4", "e5"]
+
+
+def test_readers_and_a_writer_in_threads_see_consistent_snapshots():
+    state = MarketState()
+    stop = threading.Event()
+    seen_errors = []
+
+    def reader():
+        while not stop.is_set():
+            snap = state.snapshot()
+            total = sum(s.trades for s in snap.stocks.values())
+            if total != snap.total_trades:
+                seen_errors.append(total)
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    for batch in range(300):
+        apply(state, batch, [agg("INFY", "10"), agg("TCS", "20")])
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert seen_errors == []
+    assert state.snapshot().total_trades == 600
+
+
+def test_wait_for_change_returns_when_a_batch_lands():
+    state = MarketState()
+    version = state.snapshot().version
+    timer = threading.Timer(0.05, lambda: apply(state, 0, [agg("ITC", "4")]))
+    timer.start()
+    assert state.wait_for_change(version, timeout=10) > version
+    timer.join()
+
+
+def test_installed_aggregates_never_go_back_to_fewer_trades():
+    """Real-time mode: after a restart the query may send an aggregate it had already sent, or an older one."""
+    state = MarketState()
+    state.install_aggregates([agg("INFY", "10", trades=5)], [T0])
+    state.install_aggregates([agg("INFY", "9", trades=3)])  # replayed from before the checkpoint
+    assert state.snapshot().stocks["INFY"].trades == 5
+    state.install_aggregates([agg("INFY", "11", trades=6)])
+    assert state.snapshot().stocks["INFY"].nav == Decimal("11")
+
+
+def test_a_real_time_message_reads_back_exactly():
+    """As Spark's ``to_json`` writes it: decimals as bare numbers, times in epoch microseconds."""
+    original = agg("INFY", "101.2300", trades=2)
+    micros = {name: (value - EPOCH) // timedelta(microseconds=1) for name, value in original.fields().items()
+              if isinstance(value, datetime)}
+    fields = {"symbol": "INFY", **original.fields(), **micros, "last_ingest_us": 1764000001000000}
+    message = "{" + ",".join(f'"{name}":{value if isinstance(value, Decimal) else json.dumps(value)}'
+                             for name, value in fields.items()) + "}"
+    aggregate, ingested = from_spark_json(message.encode())
+    assert aggregate == original
+    assert ingested == datetime(2025, 11, 24, 16, 0, 1, tzinfo=timezone.utc)
