@@ -40,7 +40,9 @@ def stock_figures(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
     top[2].metric("Low", f"₹{aggregate.low:,.2f}")
     top[3].metric("Transactions", f"{aggregate.trades:,}")
     bottom[0].metric("VWAP", f"₹{aggregate.vwap:,.2f}" if aggregate.vwap is not None else "–")
-    bottom[1].metric("Volume", f"{aggregate.volume:,}")
+    bought = f"{aggregate.buy_volume / aggregate.volume:.0%} bought" if aggregate.volume else None
+    bottom[1].metric("Volume", f"{aggregate.volume:,}", bought, delta_color="off",
+                     help="shares traded; the share bought is the volume of buy-side trades")
     bottom[2].metric("Late ticks", f"{late:,}", help="counted in these figures, left out of candles")
     bottom[3].metric("Rejected", f"{rejected:,}", help="set aside with a reason, not counted")
     st.caption(f"Last trade {aggregate.last_trade_time:%Y-%m-%d %H:%M:%S} UTC · updated {ago(snapshot.updated_at)}")

@@ -17,7 +17,7 @@ SPARKLINE_POINTS = 40
 LIVE, STALE = "🟢 live", "🟠 stale"
 
 MARKET_COLUMNS = ["Symbol", "Freshness", "Company", "NAV", "Change %", "Trend", "High", "Low", "VWAP", "Volume",
-                  "Transactions", "Last trade (UTC)"]
+                  "Buy %", "Transactions", "Last trade (UTC)"]
 
 
 def _naive_utc(moment: datetime | None) -> datetime | None:
@@ -52,6 +52,7 @@ def market_table(snapshot: MarketSnapshot, stocks: Mapping[str, Stock], stale_af
             "Low": float(agg.low),
             "VWAP": float(agg.vwap) if agg.vwap is not None else None,
             "Volume": agg.volume,
+            "Buy %": round(agg.buy_volume / agg.volume * 100, 1) if agg.volume else None,
             "Transactions": agg.trades,
             "Last trade (UTC)": _naive_utc(agg.last_trade_time),
             "Trend": sparkline(snapshot, symbol),

@@ -62,6 +62,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("volume", Kind.SUM, "quantity", lambda tick: tick.quantity, int, "shares traded"),
     Metric("turnover", Kind.SUM, f"CAST(price * quantity AS {TURNOVER_TYPE})",
            lambda tick: tick.price * tick.quantity, Decimal, "price × quantity, summed"),
+    Metric("buy_volume", Kind.SUM, "CASE WHEN side = 'buy' THEN quantity ELSE 0 END",
+           lambda tick: tick.quantity if tick.side == "buy" else 0, int, "shares bought (trades on the buy side)"),
 )
 
 
