@@ -94,6 +94,8 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every knob, frozen: build it with :meth:`from_env`; derived addresses and topic names are properties."""
+
     mongo_uri: str | None = None
     kafka_bootstrap_servers: str | None = None
     spark_master: str = "local[2]"

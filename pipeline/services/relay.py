@@ -91,6 +91,9 @@ class ResumeTokenStore:
 
 
 class ChangeRelay:
+    """Follows the change stream of ``transaction`` into the trades topic until ``stop`` is set: each batch
+    is in Kafka before its resume token is stored (at-least-once; the pipeline drops replays by event id)."""
+
     def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
         self.settings = settings
         self.stop = stop or threading.Event()
