@@ -9,9 +9,12 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 ## run: start the local stack (MongoDB stand-in, Kafka, CDC relay) and the app on http://127.0.0.1:8501
+## The flags repeat .streamlit/config.toml (a unit test keeps them equal): flags win over STREAMLIT_*
+## variables and ~/.streamlit/config.toml, so neither can open the app to other machines here.
 run: bootstrap
 	$(PY) -m stack run -- $(PY) -m streamlit run app.py --server.headless true \
-	  --server.address 127.0.0.1 --server.port $${APP_PORT:-8501}
+	  --server.address 127.0.0.1 --browser.gatherUsageStats false --client.toolbarMode viewer \
+	  --server.port $${APP_PORT:-8501}
 
 ## test: lint and types, then the whole test suite on real services (started and stopped by the tests),
 ## browser tests included

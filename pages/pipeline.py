@@ -7,9 +7,9 @@ from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.domain.snapshot import MarketSnapshot
 from pipeline.domain.status import QueryState, QueryStatus
 from ui.charts import batch_timeline
-from ui.format import ago, batches_frame, seconds
+from ui.format import ago, batches_frame, plain, seconds
 from ui.health import HealthReport, kafka_lag
-from ui.runtime import get_runtime
+from ui.runtime import get_runtime, skipped_stock_documents
 
 ICONS = {True: "🟢", False: "🔴", None: "⏳"}
 
@@ -86,6 +86,15 @@ def set_aside_tables(snapshot: MarketSnapshot) -> None:
                f"`{runtime.settings.late_topic}`.")
 
 
+def skipped_stocks() -> None:
+    skipped = skipped_stock_documents()
+    if skipped:
+        lines = "\n".join(f"- {plain(document_id)}: {plain(reason)}" for document_id, reason in skipped[:20])
+        st.warning(f"{len(skipped):,} document(s) of `{runtime.settings.database}.stock` list no usable symbol and "
+                   f"are skipped (trades of them are rejected as `unknown_symbol`); give each a `symbol` field:\n"
+                   f"{lines}", icon="⚠️")
+
+
 @st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
 def live_pipeline() -> None:
     health = runtime.health.latest()
@@ -95,6 +104,7 @@ def live_pipeline() -> None:
     flow_metrics(snapshot, health, status)
     batch_chart(snapshot)
     set_aside_tables(snapshot)
+    skipped_stocks()
 
 
 live_pipeline()

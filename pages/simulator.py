@@ -1,8 +1,6 @@
 """Simulator: insert one trade, run the random-walk generator in the background, or run a scenario
 that proves a piece of the pipeline's semantics live (expected beside shown)."""
 
-import time
-
 import pandas as pd
 import streamlit as st
 from kafka.errors import KafkaError
@@ -10,7 +8,7 @@ from pymongo.errors import PyMongoError
 
 from pipeline.sinks.mongo import describe_address
 from simulator import scenarios
-from simulator.trades import SIDES, InvalidTrade, insert_trade, validate_trade
+from simulator.trades import SIDES, InvalidTrade, insert_trade, price_text, validate_trade
 from ui.runtime import get_runtime, listed_stocks
 
 SCENARIO_TIMEOUT_S = 30
@@ -52,7 +50,7 @@ if submitted:
     except PyMongoError as exc:
         unavailable("insert the trade", exc)
     else:
-        st.success(f"Inserted {trade.side} {trade.quantity} × {trade.symbol} @ ₹{trade.price} (id {trade_id}).",
+        st.success(f"Inserted {trade.side} {trade.quantity} × {trade.symbol} @ ₹{price_text(trade.price)} (id {trade_id}).",
                    icon="✅")
 
 # -- random-walk generator ------------------------------------------------------------------------
@@ -126,25 +124,20 @@ def scenario_check() -> None:
     run = st.session_state.get("scenario_result")
     if run is None:
         return
-    done = st.session_state.get("scenario_done")
-    if done is not None and done[0] == run.started_at:
-        rows, waited = done[1], done[2]  # once it agreed, later trades must not change the verdict
-    else:
-        rows, waited = scenarios.comparison(run.before, run.expected, observe(run.symbol)), time.time() - run.started_at
-    agreed = all(row["Agree"] for row in rows)
-    if agreed:
-        st.session_state["scenario_done"] = (run.started_at, rows, waited)
+    # Computed anew at every redraw from the figures shown now, never latched: figures that agreed
+    # once and then moved (a replay counted after all) must not keep a green verdict.
+    now = scenarios.verdict(run, observe(run.symbol), SCENARIO_TIMEOUT_S)
     st.markdown(f"**{run.scenario.title} on {run.symbol}**")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+    st.dataframe(pd.DataFrame(now.rows), hide_index=True, width="stretch",
                  column_config={"Agree": st.column_config.CheckboxColumn()})
-    if agreed:
-        st.success(f"The dashboard shows exactly what the scenario must produce ({waited:.1f} s after it "
-                   "was written).", icon="✅")
-    elif waited < SCENARIO_TIMEOUT_S:
+    if now.agreed:
+        st.success(f"The dashboard shows exactly what the scenario must produce (checked just now, {now.waited_s:.1f} s "
+                   "after it was written; the check repeats at every refresh).", icon="✅")
+    elif not now.timed_out:
         st.info("Waiting for the pipeline to process the input …", icon="⏳")
     else:
-        st.error(f"After {SCENARIO_TIMEOUT_S} s the shown figures still differ from the expected ones. Another "
-                 "writer may be trading this stock; otherwise see the **Pipeline** page.", icon="❌")
+        st.error(f"{now.waited_s:.0f} s after the input was written the shown figures differ from the expected ones. "
+                 "Another writer may be trading this stock; otherwise see the **Pipeline** page.", icon="❌")
 
 
 scenario_check()

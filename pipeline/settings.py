@@ -54,6 +54,7 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LOCAL_MONGO_HEAP_MB", "512", "JVM heap of the stand-in (`memory` storage keeps every document on it)"),
     ("ARCHIVE_DIR", "$STOCKDASH_DATA_DIR/archive", "raw change events, one JSON Lines file per day and partition"),
     ("ARCHIVE_RETENTION_DAYS", "7", "archive days kept; older day folders are purged"),
+    ("MAX_CLOCK_SKEW_S", "60", "a trade dated further ahead of the database clock is set aside (`absurd_trade_time`)"),
     ("DEDUPE_HORIZON_S", "600", "how long (database time) a change event id is remembered to drop replays"),
     ("CANDLE_LATENESS_S", "120", "event-time lateness accepted into candles; older ticks go to the late ledger"),
     ("APP_MODE", "embedded", "`embedded`: the app hosts the streaming query; `reader`: it reads the aggregates a job "
@@ -119,6 +120,7 @@ class Settings:
     local_mongo_heap_mb: int = 512
     dashboard_refresh_ms: int = 500
     dedupe_horizon_s: int = 600
+    max_clock_skew_s: int = 60
     candle_lateness_s: int = 120
     stale_after_s: int = 60
     archive_dir: Path | None = None
@@ -157,6 +159,7 @@ class Settings:
             local_mongo_heap_mb=_int(env, "LOCAL_MONGO_HEAP_MB", 512, minimum=128),
             dashboard_refresh_ms=_int(env, "DASHBOARD_REFRESH_MS", 500, minimum=200),
             dedupe_horizon_s=_int(env, "DEDUPE_HORIZON_S", 600, minimum=1),
+            max_clock_skew_s=_int(env, "MAX_CLOCK_SKEW_S", 60),
             candle_lateness_s=_int(env, "CANDLE_LATENESS_S", 120),
             stale_after_s=_int(env, "STALE_AFTER_S", 60, minimum=1),
             archive_dir=Path(env["ARCHIVE_DIR"]).resolve() if env.get("ARCHIVE_DIR") else None,
@@ -238,6 +241,7 @@ class Settings:
             "CDC_MODE": self.cdc_mode,
             "DASHBOARD_REFRESH_MS": str(self.dashboard_refresh_ms),
             "DEDUPE_HORIZON_S": str(self.dedupe_horizon_s),
+            "MAX_CLOCK_SKEW_S": str(self.max_clock_skew_s),
             "CANDLE_LATENESS_S": str(self.candle_lateness_s),
             "STALE_AFTER_S": str(self.stale_after_s),
             "ARCHIVE_DIR": str(self.effective_archive_dir),

@@ -23,7 +23,10 @@ def wait_until(
 ) -> T:
     """Call ``probe`` until it returns something truthy and return that; raise after ``timeout`` s.
 
-    Exceptions from the probe count as "not yet" and the last one is reported on timeout.
+    An ``AssertionError`` raised by the probe propagates at once: an assertion states something that
+    must hold now, so waiting on would only turn a failure into a timeout (or, worse, let a later
+    success hide it). Any other exception from the probe counts as "not yet" (a service still
+    starting, say) and the last one is reported on timeout.
     """
     deadline = time.monotonic() + timeout
     last: object = None
@@ -33,7 +36,9 @@ def wait_until(
             if result:
                 return result
             last = result
-        except Exception as exc:  # noqa: BLE001 - any failure of a probe means "not yet"
+        except AssertionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other failure of a probe means "not yet"
             last = f"{type(exc).__name__}: {exc}"
         if time.monotonic() >= deadline:
             seen = describe() if describe else repr(last)

@@ -2,7 +2,10 @@
 change event delivered to Kafka again) for one symbol and says what the dashboard must show after it.
 
 The expected figures are computed from the figures before the run and the trades written, so the
-Simulator page can put "expected" beside "shown" and tick each line when the two agree.
+Simulator page can put "expected" beside "shown" and tick each line when the two agree. The verdict is
+computed anew from the figures shown *now* every time it is asked for (:func:`verdict`), never
+latched: figures that agreed once and then moved (a redelivered copy counted after all, another
+writer on the stock) turn it back to "differ".
 """
 
 from __future__ import annotations
@@ -119,6 +122,24 @@ class ScenarioRun:
     before: Figures
     expected: Figures
     started_at: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The comparison of one moment: its rows, whether every row agrees, and how long since the input was written."""
+
+    rows: list[dict]
+    agreed: bool
+    waited_s: float
+    timed_out: bool  # still differing after ``timeout_s``: worth telling the user, not worth waiting on
+
+
+def verdict(run: ScenarioRun, shown: Figures, timeout_s: float, now: float | None = None) -> Verdict:
+    """Expected vs ``shown`` (the figures on screen now); nothing from an earlier call is reused."""
+    rows = comparison(run.before, run.expected, shown)
+    agreed = all(row["Agree"] for row in rows)
+    waited = (time.time() if now is None else now) - run.started_at
+    return Verdict(rows, agreed, waited, not agreed and waited >= timeout_s)
 
 
 def _trade(symbol: str, price: Decimal, when: datetime) -> Trade:

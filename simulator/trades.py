@@ -10,12 +10,18 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from pymongo.collection import Collection
 
 SIDES = ("buy", "sell")
 MAX_QUANTITY = 10_000_000
+# The pipeline keeps prices as DECIMAL(18,4) and rounds half up when it casts them
+# (pipeline/spark/parse.py): the form rounds the same way, then checks what will actually be kept.
+PRICE_STEP = Decimal("0.0001")
+# Exclusive: ₹1,00,00,000 or more is not a plausible share price (a typo, most likely). A check of the
+# form only, stricter than anything the pipeline refuses.
+MAX_PRICE = Decimal("10000000")
 
 
 class InvalidTrade(ValueError):
@@ -49,15 +55,7 @@ def validate_trade(
     side = (side or "").strip().lower()
     if side not in SIDES:
         raise InvalidTrade("Side must be buy or sell.")
-    try:
-        price_value = Decimal(str(price).strip())
-    except (InvalidOperation, ValueError):
-        raise InvalidTrade("Price must be a number, like 1523.45.") from None
-    if not price_value.is_finite() or price_value <= 0:
-        raise InvalidTrade("Price must be a positive number.")
-    if price_value > Decimal("10000000"):
-        raise InvalidTrade("Price is implausibly high (over ₹1,00,00,000).")
-    price_value = price_value.quantize(Decimal("0.01"))
+    price_value = validate_price(price)
     try:
         quantity_value = float(str(quantity).strip())
     except ValueError:
@@ -67,6 +65,50 @@ def validate_trade(
     if quantity_value > MAX_QUANTITY:
         raise InvalidTrade(f"Quantity must be at most {MAX_QUANTITY:,}.")
     return Trade(symbol, side, price_value, int(quantity_value), trade_time or datetime.now(timezone.utc))
+
+
+def validate_price(price: object) -> Decimal:
+    """The price the pipeline will keep for ``price`` (4 places, half up), or InvalidTrade in words.
+
+    Checked after rounding: a price that rounds to 0 (0.00004, 1e-999999) would be rejected by the
+    pipeline after the form had said "Inserted", and one that rounds up to the cap would pass it.
+    """
+    try:
+        value = Decimal(str(price).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidTrade("Price must be a number, like 1523.45.") from None
+    if not value.is_finite() or value <= 0:
+        raise InvalidTrade("Price must be a positive number.")
+    if value >= MAX_PRICE:  # before rounding too: 1e999999 cannot even be rounded to 4 places
+        raise InvalidTrade(f"Price must be below {_rupees(MAX_PRICE)}; {_echo(value)} is implausibly high.")
+    kept = value.quantize(PRICE_STEP, rounding=ROUND_HALF_UP)
+    if kept == 0:
+        raise InvalidTrade(f"Price {_echo(value)} rounds to ₹0 at 4 decimal places, the precision the "
+                           f"pipeline keeps; enter at least ₹{PRICE_STEP}.")
+    if kept >= MAX_PRICE:
+        raise InvalidTrade(f"Price {_echo(value)} rounds up to {_rupees(kept)} at 4 decimal places; it must "
+                           f"be below {_rupees(MAX_PRICE)}.")
+    return kept
+
+
+def _echo(value: Decimal) -> str:
+    """The number typed, as parsed (digits, point, exponent only: nothing Markdown could act on), kept short."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:20]}…"
+
+
+def price_text(price: Decimal) -> str:
+    """A kept price as people write it: paise always (1234.50), the 3rd and 4th places only when set."""
+    return f"{price:.2f}" if price == price.quantize(Decimal("0.01")) else f"{price.normalize():f}"
+
+
+def _rupees(value: Decimal) -> str:
+    """Indian digit grouping (1,00,00,000), as a rupee amount is written; whole rupees unless paise are set."""
+    whole, _, fraction = price_text(value).partition(".")
+    head, tail = whole[:-3], whole[-3:]
+    groups = [head[max(0, i - 2):i] for i in range(len(head), 0, -2)][::-1]
+    text = ",".join([*groups, tail]) if head else tail
+    return f"₹{text}" + (f".{fraction}" if fraction.strip("0") else "")
 
 
 def insert_trade(collection: Collection, trade: Trade) -> str:

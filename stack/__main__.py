@@ -1,5 +1,8 @@
 """``python -m stack up|down|status|run -- CMD...``: the local stack from the command line.
 
+``up`` starts the stack and prints ``export`` lines for what it provides (see :mod:`stack.shell`), for
+``eval "$(python -m stack up)"``.
+
 ``run`` starts the stack (reusing what runs), runs CMD with the stack's addresses in its
 environment, and on exit, Ctrl-C or SIGTERM stops what it started.
 """
@@ -14,6 +17,7 @@ import sys
 
 from pipeline.settings import Settings, SettingsError
 from stack.local import LocalStack, StackError
+from stack.shell import export_lines, provided_variables
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         stack = LocalStack(settings)
         if args.action == "up":
-            ready = stack.start()
-            for name, value in ready.service_env().items():
-                print(f"export {name}={value}")
+            # stdout is meant for `eval "$(python -m stack up)"`; progress goes to stderr.
+            print(export_lines(provided_variables(settings, stack.start())), end="")
             return 0
         if args.action == "down":
             stack.stop_all()

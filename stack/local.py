@@ -6,6 +6,7 @@ import base64
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.services.heartbeat import read_status
@@ -41,12 +42,15 @@ class LocalStack:
     ...     print(settings.effective_mongo_uri)
     """
 
-    def __init__(self, settings: Settings, *, log=None) -> None:
+    def __init__(self, settings: Settings, *, log: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.run_dir = settings.data_dir / "run"
         self._log = log or (lambda message: print(f"[stack] {message}", file=sys.stderr, flush=True))
         self.services: dict[str, ServiceProcess] = {}
         self._build_services()
+        for service in self.services.values():
+            # A pid file naming a process that is not the service is reported in the stack's own log.
+            service.log = self._log
 
     # -- services ---------------------------------------------------------------------------
     def _build_services(self) -> None:

@@ -1,4 +1,9 @@
-"""One background service process: started detached, found again by its pid file, stopped idempotently."""
+"""One background service process: started detached, found again by its pid file, stopped idempotently.
+
+The pid file names the process by pid, start time and command (:mod:`stack.proc`): a pid that now
+belongs to another program (after a reboot, say) is never taken for the service, never waited on and
+never signalled.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.waits import WaitTimeout, wait_until
+from stack.proc import PidRecord, describe, is_same_process, pid_alive, read_pid_file, still_runs, write_pid_file
+
+__all__ = ["ServiceError", "ServiceProcess", "free_port", "free_port_pair", "log_tail", "pid_alive", "port_is_open"]
 
 
 class ServiceError(RuntimeError):
@@ -52,26 +61,16 @@ def log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text[-lines:])
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
+def _stderr_log(message: str) -> None:
+    print(f"[stack] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
 class ServiceProcess:
     """A named process with a log file and a pid file under ``run_dir``.
 
-    ``ready`` is a protocol-level probe (a Mongo ping, a Kafka metadata request ...).
+    ``ready`` is a protocol-level probe (a Mongo ping, a Kafka metadata request ...). ``log`` receives
+    one line whenever the pid file names a process that is not (or cannot be shown to be) this service.
     """
 
     name: str
@@ -83,6 +82,8 @@ class ServiceProcess:
     cwd: Path | None = None
     start_timeout: float = 60.0
     started_here: bool = False
+    log: Callable[[str], None] = _stderr_log
+    _noted: set[PidRecord] = field(default_factory=set, init=False, repr=False, compare=False)
 
     @property
     def pid_file(self) -> Path:
@@ -93,11 +94,30 @@ class ServiceProcess:
         return self.run_dir.parent / "logs" / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
+        """The service's pid while the process its pid file names runs; None when it ended, or when the
+        pid now belongs to another program, or the file (older format: a bare pid) cannot show whose it is."""
+        record = self._own_record()
+        return record.pid if record is not None else None
+
+    def _own_record(self) -> PidRecord | None:
+        """The pid file's record while it names this service's running process, as :meth:`pid` says."""
+        record = read_pid_file(self.pid_file)
+        if record is None:
             return None
-        return pid if pid_alive(pid) else None
+        if is_same_process(record):
+            return record
+        if record not in self._noted and pid_alive(record.pid):
+            self._noted.add(record)  # once per record: pid() is polled while waiting for readiness
+            self.log(self._not_ours(record))
+        return None
+
+    def _not_ours(self, record: PidRecord) -> str:
+        if not record.verifiable:
+            return (f"{self.name}: {self.pid_file} is of the older format (a bare pid), so whether "
+                    f"{describe(record.pid)} is this service cannot be verified: treated as not running and not "
+                    f"signalled. If it is a leftover {self.name}, stop it yourself (kill {record.pid}).")
+        return (f"{self.name}: {self.pid_file} names {describe(record.pid)}, which is another program "
+                f"(start time or command differ, e.g. after a reboot): treated as not running, not signalled.")
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -136,7 +156,10 @@ class ServiceProcess:
             )
         finally:
             log.close()
-        self.pid_file.write_text(f"{proc.pid}\n")
+        try:
+            write_pid_file(self.pid_file, proc.pid, self.command)
+        except ProcessLookupError:
+            pass  # it ended at once; wait_ready reports its exit code and log
         self.started_here = True
         self.wait_ready(proc)
         return True
@@ -157,25 +180,28 @@ class ServiceProcess:
             ) from None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop gracefully (SIGTERM, then SIGKILL after ``timeout``); harmless when not running."""
-        pid = self.pid()
-        if pid is not None:
-            self._signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if pid_alive(pid):
-                self._signal(pid, signal.SIGKILL)
-                wait_until(lambda: not pid_alive(pid), timeout=5, what=f"{self.name} killed")
+        """Stop gracefully (SIGTERM, then SIGKILL after ``timeout``); harmless when not running. Only the
+        process the pid file names is signalled, and only while it is verifiably that process."""
+        record = self._own_record()
+        if record is not None:
+            self._signal(record.pid, signal.SIGTERM)
+            try:
+                wait_until(lambda: not still_runs(record), timeout=timeout, what=f"{self.name} stopped")
+            except WaitTimeout:
+                self._kill(record)
         self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """``kill -9``, for fault drills: no chance to clean up."""
-        pid = self.pid()
-        if pid is not None:
-            self._signal(pid, signal.SIGKILL)
-            wait_until(lambda: not pid_alive(pid), timeout=5, what=f"{self.name} killed")
+        record = self._own_record()
+        if record is not None:
+            self._kill(record)
         self.pid_file.unlink(missing_ok=True)
+
+    def _kill(self, record: PidRecord) -> None:
+        if still_runs(record):  # it may have ended (and the pid been reused) since it was checked
+            self._signal(record.pid, signal.SIGKILL)
+        wait_until(lambda: not still_runs(record), timeout=5, what=f"{self.name} killed")
 
     @staticmethod
     def _signal(pid: int, sig: signal.Signals) -> None:

@@ -18,7 +18,7 @@ from pymongo import MongoClient
 
 from pipeline.domain.state import MarketState
 from pipeline.domain.status import QueryState, QueryStatus
-from pipeline.domain.stocks import NSE_STOCKS, Stock
+from pipeline.domain.stocks import NSE_STOCKS, Stock, StockList, stock_of
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
 from pipeline.sinks.reader import AggregateReader
@@ -122,19 +122,27 @@ def get_runtime() -> AppRuntime:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _stocks_from_db(runtime_key: str, database: str) -> list[tuple]:
+def _stocks_from_db(runtime_key: str, database: str) -> tuple[list[Stock], tuple[tuple[str, str], ...]]:
     # runtime_key only separates cache entries of different runtimes (an installed one in tests).
+    documents = list(get_runtime().mongo[database]["stock"].find({}))
+    stocks = [stock for stock in map(stock_of, documents) if stock is not None]
+    return sorted(stocks), StockList.of(documents).skipped
+
+
+def _stock_documents() -> tuple[list[Stock], tuple[tuple[str, str], ...]]:
     runtime = get_runtime()
-    cursor = runtime.mongo[database]["stock"].find({}, {"_id": 1, "company": 1, "sector": 1, "reference_price": 1})
-    return sorted((doc["_id"], doc.get("company", ""), doc.get("sector", ""), float(doc.get("reference_price", 0)))
-                  for doc in cursor)
+    try:
+        return _stocks_from_db(str(id(runtime)), runtime.settings.database)
+    except Exception:  # noqa: BLE001 - the banner on the page reports MongoDB being down
+        return [], ()
 
 
 def listed_stocks() -> dict[str, Stock]:
     """Symbol -> reference data, from ``stockmarket.stock`` (the built-in list if MongoDB is down)."""
-    runtime = get_runtime()
-    try:
-        rows = _stocks_from_db(str(id(runtime)), runtime.settings.database)
-    except Exception:  # noqa: BLE001 - the banner on the page reports MongoDB being down
-        rows = []
-    return {row[0]: Stock(*row) for row in rows} or {stock.symbol: stock for stock in NSE_STOCKS}
+    stocks, _ = _stock_documents()
+    return {stock.symbol: stock for stock in stocks} or {stock.symbol: stock for stock in NSE_STOCKS}
+
+
+def skipped_stock_documents() -> tuple[tuple[str, str], ...]:
+    """``stock`` documents that list no usable symbol: (``_id``, why), for the Pipeline page."""
+    return _stock_documents()[1]

@@ -21,11 +21,13 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import Enum
 from typing import Any
 
 TURNOVER_TYPE = "DECIMAL(38,4)"
+# Sums of decimals in Spark's precision: Python's default context (28 digits) would round a large turnover.
+SUM_CONTEXT = Context(prec=38)
 
 
 class Kind(Enum):
@@ -157,7 +159,8 @@ def _rebuild(symbol: str, values: dict[str, Any]) -> StockAggregate:
 def _merge_metric(metric: Metric, old: StockAggregate, new: StockAggregate) -> dict[str, Any]:
     name = metric.name
     if metric.kind is Kind.SUM:
-        return {name: getattr(old, name) + getattr(new, name)}
+        total = getattr(old, name), getattr(new, name)
+        return {name: SUM_CONTEXT.add(*total) if isinstance(total[0], Decimal) else total[0] + total[1]}
     if metric.kind is Kind.MIN:
         return {name: min(getattr(old, name), getattr(new, name))}
     if metric.kind is Kind.MAX:

@@ -1,18 +1,25 @@
 """What the stream does with a change event: which operations are ticks, and why a message is set aside."""
 
+# Upper bounds of a trade the pipeline accepts: with them, a turnover (price × quantity, summed) cannot
+# overflow its exact decimal (38 digits in Spark, 34 in MongoDB's Decimal128) for ~10^15 trades.
+MAX_PRICE = 1_000_000_000
+MAX_QUANTITY = 1_000_000_000
+DEFAULT_MAX_CLOCK_SKEW_S = 60
+
 TICK_OPERATIONS = ("insert", "update", "replace")
 
 # Why a message is set aside. Stable identifiers: dashboards and tests count by them.
 REJECT_REASONS = {
     "not_json": "message is not a JSON object",
+    "event_too_large": "change event is larger than the trades topic takes; the document stays in MongoDB",
     "unsupported_operation": "change event operation is not insert/update/replace/delete",
     "missing_document": "change event carries no fullDocument",
     "missing_symbol": "trade has no symbol",
     "unknown_symbol": "symbol is not in stockmarket.stock",
     "missing_price": "trade has no price",
-    "invalid_price": "price is not a positive finite number",
-    "invalid_quantity": "quantity is not a positive integer",
+    "invalid_price": f"price is not a positive number up to {MAX_PRICE:,}",
+    "invalid_quantity": f"quantity is not a whole number from 1 to {MAX_QUANTITY:,}",
     "invalid_side": "side is not buy or sell",
     "invalid_trade_time": "trade time cannot be parsed",
-    "absurd_trade_time": "trade time is before 2000 or more than a day ahead of the database clock",
+    "absurd_trade_time": "trade time is before 2000, or ahead of the database clock by more than MAX_CLOCK_SKEW_S",
 }

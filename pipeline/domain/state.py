@@ -22,6 +22,7 @@ RECENT_TICKS_KEPT = 500
 CANDLES_KEPT = CANDLE_HISTORY_S // 60  # per symbol and interval: 12 hours of 1-minute candles
 FRESHNESS_SAMPLES_KEPT = 50_000
 BATCH_REPORTS_KEPT = 2_000
+REJECTED_SYMBOLS_KEPT = 2_000  # per-symbol reject counts; the least frequent go first
 
 
 @dataclass
@@ -135,6 +136,8 @@ class MarketState:
             if result.set_aside is not None:
                 self._rejected.update(result.set_aside.rejected_by_reason)
                 self._rejected_symbols.update(result.set_aside.rejected_by_symbol)
+                if len(self._rejected_symbols) > REJECTED_SYMBOLS_KEPT:  # keyed by untrusted input: bounded
+                    self._rejected_symbols = Counter(dict(self._rejected_symbols.most_common(REJECTED_SYMBOLS_KEPT // 2)))
                 self._late.update(result.set_aside.late_by_symbol)
             self._deletes += result.deletes
             if result.report is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 
 class Stock(NamedTuple):
@@ -42,3 +44,57 @@ NSE_STOCKS: tuple[Stock, ...] = (
 
 SYMBOLS: frozenset[str] = frozenset(stock.symbol for stock in NSE_STOCKS)
 
+
+
+# A listed symbol: what NSE uses (letters, digits, & and -), upper case, at most 32 characters.
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9&-]{0,31}")
+
+
+def listed_symbol(document: Mapping[str, Any]) -> str | None:
+    """The symbol a ``stock`` document lists: its ``symbol`` (or the original design's ``stock``) field,
+    else an ``_id`` that is a string; upper-cased. None when it names no usable symbol."""
+    named = [document[key] for key in ("symbol", "stock") if document.get(key) is not None]
+    candidate = named[0] if named else document.get("_id")  # a symbol field, when there is one, decides
+    if isinstance(candidate, str) and SYMBOL_PATTERN.fullmatch(candidate.strip().upper()):
+        return candidate.strip().upper()
+    return None
+
+
+def unusable_reason(document: Mapping[str, Any]) -> str:
+    """Why :func:`listed_symbol` found nothing in ``document``, in words for the Pipeline page."""
+    named = [document.get(key) for key in ("symbol", "stock") if document.get(key) is not None]
+    if not named and not isinstance(document.get("_id"), str):
+        return "no `symbol` field and no text `_id`"
+    return f"symbol {str((named or [document.get('_id')])[0])[:40]!r} is not 1-32 letters, digits, & or -"
+
+
+class StockList(NamedTuple):
+    """The listed symbols of a set of ``stock`` documents, and the documents skipped (``_id``, reason)."""
+
+    symbols: frozenset[str]
+    skipped: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, documents: Iterable[Mapping[str, Any]]) -> StockList:
+        symbols, skipped = set(), []
+        for document in documents:
+            symbol = listed_symbol(document)
+            if symbol is None:
+                skipped.append((str(document.get("_id"))[:40], unusable_reason(document)))
+            else:
+                symbols.add(symbol)
+        return cls(frozenset(symbols), tuple(skipped))
+
+
+def stock_of(document: Mapping[str, Any]) -> Stock | None:
+    """The reference data of a ``stock`` document (missing or odd fields become blanks), None if it lists
+    no usable symbol."""
+    symbol = listed_symbol(document)
+    if symbol is None:
+        return None
+    try:
+        reference_price = float(document.get("reference_price") or 0)
+    except (TypeError, ValueError):
+        reference_price = 0.0
+    text = {key: value if isinstance(value := document.get(key), str) else "" for key in ("company", "sector")}
+    return Stock(symbol, text["company"], text["sector"], reference_price if reference_price > 0 else 0.0)

@@ -6,70 +6,49 @@ Each message is the full change event as relaxed Extended JSON — what the conn
 ``publish.full.document.only=false`` and the RelaxedJson formatter — keyed by the trade's symbol so
 one symbol's events stay in order on one partition.
 
-Delivery is at-least-once: a batch is flushed to Kafka before its resume token is stored, so a crash
-can only re-send events, which the pipeline drops by event id.
+Delivery is at-least-once: the resume token of a batch is stored only after Kafka acknowledged every
+one of its messages, so a crash or a refused send can only re-send events, which the pipeline drops by
+event id. A change event too large for the topic goes as a small *oversize* message instead (see
+``change_events``): set aside with a reason downstream, never dropped. Any failure is logged in one
+line, shown in the status file, and retried from the last stored token with a growing pause.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bson import json_util
-from bson.json_util import RELAXED_JSON_OPTIONS
+from bson.codec_options import DatetimeConversion
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
-from pymongo.errors import PyMongoError
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.producer.future import FutureRecordMetadata
 
+from pipeline.services.change_events import commit_time_ms, encode_for_topic, event_key, oversize_stub
 from pipeline.services.heartbeat import ServiceStatus, write_atomically
 from pipeline.services.paths import relay_paths
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
+from pipeline.sinks.topics import TRADES_MAX_MESSAGE_BYTES
+
+__all__ = ["ChangeRelay", "ResumeTokenStore", "event_key"]  # event_key: the archive's replay keys events alike
 
 log = logging.getLogger("stockdash.relay")
 
 MAX_BATCH = 5000
 IDLE_BACKOFF_S = (0.002, 0.005, 0.01, 0.02)  # the stand-in ignores awaitData: poll, don't spin
-RETRY_BACKOFF_S = 1.0
+RETRY_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)  # after a failure; the last repeats
+DELIVERY_TIMEOUT_S = 120.0
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
-def _symbol_key(event: Mapping[str, Any]) -> bytes | None:
-    """The Kafka key of a change event: its trade's symbol, so one symbol stays on one partition."""
-    document = event.get("fullDocument")
-    symbol = document.get("symbol", document.get("stock")) if isinstance(document, Mapping) else None
-    return symbol.encode() if isinstance(symbol, str) and symbol else None
-
-
-def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
-    """(key, value) of one change event: key = symbol (if any), value = relaxed Extended JSON."""
-    return _symbol_key(event), json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS).encode()
-
-
-def event_key(value: bytes) -> bytes | None:
-    """The key of an already encoded change event (archive replay); None if it is not JSON."""
-    try:
-        event = json.loads(value)
-    except ValueError:
-        return None
-    return _symbol_key(event) if isinstance(event, dict) else None
-
-
-def commit_time_ms(event: Mapping[str, Any]) -> int | None:
-    """When the database committed the change (``wallTime``, MongoDB 6.0+), as the Kafka timestamp:
-    the pipeline's freshness then starts at the insert. None (= now) where the server omits it."""
-    wall_time = event.get("wallTime")
-    if not isinstance(wall_time, datetime):
-        return None
-    if wall_time.tzinfo is None:  # pymongo decodes BSON dates as naive UTC unless tz_aware
-        wall_time = wall_time.replace(tzinfo=timezone.utc)
-    return int(wall_time.timestamp() * 1000)
+class DeliveryError(RuntimeError):
+    """Kafka did not acknowledge a message of the batch: its resume token must not be stored."""
 
 
 class ResumeTokenStore:
@@ -94,50 +73,60 @@ class ChangeRelay:
     """Follows the change stream of ``transaction`` into the trades topic until ``stop`` is set: each batch
     is in Kafka before its resume token is stored (at-least-once; the pipeline drops replays by event id)."""
 
-    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+    def __init__(self, settings: Settings, stop: threading.Event | None = None,
+                 delivery_timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
         self.settings = settings
         self.stop = stop or threading.Event()
+        self.delivery_timeout_s = delivery_timeout_s
+        self.delivered = False  # since the last failure
         token_path, status_path = relay_paths(settings)
         self.tokens = ResumeTokenStore(token_path)
-        self.status = ServiceStatus(status_path, events=0, last_event_at=None)
+        self.status = ServiceStatus(status_path, events=0, last_event_at=None, set_aside=0)
 
     def _producer(self) -> KafkaProducer:
+        timeout_ms = int(self.delivery_timeout_s * 1000)
         return KafkaProducer(
             bootstrap_servers=self.settings.effective_kafka_bootstrap,
             client_id="stockdash-cdc-relay",
             acks="all",
             linger_ms=0,  # freshness first: a batch is already formed by draining the change stream
             batch_size=256 * 1024,
-            max_request_size=8 * 1024 * 1024,
+            max_request_size=TRADES_MAX_MESSAGE_BYTES + 64 * 1024,
             retries=5,
+            request_timeout_ms=min(30_000, timeout_ms),
+            delivery_timeout_ms=timeout_ms,
         )
 
     def run(self) -> None:
-        """Relay until ``stop`` is set, reconnecting after failures of either side."""
+        """Relay until ``stop`` is set, starting again from the last stored token after any failure."""
+        failures = 0
         while not self.stop.is_set():
+            self.delivered = False
             try:
                 self._relay_once()
-            except (PyMongoError, KafkaError, OSError) as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                log.error("CDC relay interrupted (%s); retrying in %.0fs from the last stored token",
-                          message, RETRY_BACKOFF_S)
+            except Exception as exc:  # noqa: BLE001 - whatever it was, the relay must not die: say it, retry
+                failures = 0 if self.delivered else failures  # the pause grows only while nothing gets through
+                pause = RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)]
+                message = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.error("CDC relay interrupted (%s); retrying in %.0f s from the last stored token", message, pause)
                 self.status.update(force=True, state="retrying", last_error=message)
-                self.stop.wait(RETRY_BACKOFF_S)
+                failures += 1
+                self.stop.wait(pause)
         self.status.update(force=True, state="stopped")
 
     def _relay_once(self) -> None:
-        client = mongo.client(self.settings)
+        # Dates beyond Python's range and invalid UTF-8 are decoded, not fatal: the event is relayed as it is.
+        client = mongo.client(self.settings, datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+                              unicode_decode_error_handler="replace")
         producer = self._producer()
         try:
             collection = client[self.settings.database]["transaction"]
             with mongo.open_change_stream(collection, self.tokens.load()) as stream:
                 self.status.update(force=True, state="running", last_error=None)
-                log.info("CDC relay running: %s.transaction -> %s", self.settings.database,
-                         self.settings.trades_topic)
+                log.info("CDC relay running: %s.transaction -> %s", self.settings.database, self.settings.trades_topic)
                 idle = 0
                 while not self.stop.is_set():
-                    sent = self._relay_batch(stream, producer)
-                    if sent:
+                    if self._relay_batch(stream, producer):
                         idle = 0
                     else:
                         self.status.update()
@@ -148,18 +137,65 @@ class ChangeRelay:
             client.close()
 
     def _relay_batch(self, stream: Any, producer: KafkaProducer) -> int:
-        sent = 0
+        events = []
         event = stream.try_next()
         while event is not None:
-            key, value = encode_event(event)
-            producer.send(self.settings.trades_topic, key=key, value=value, timestamp_ms=commit_time_ms(event))
-            sent += 1
-            event = stream.try_next() if sent < MAX_BATCH else None
-        if sent:
-            producer.flush()
-            self.tokens.save(stream.resume_token)
-            self.status.update(events=self.status.values["events"] + sent, last_event_at=time.time())
-        return sent
+            events.append(event)
+            event = stream.try_next() if len(events) < MAX_BATCH else None
+        if not events:
+            return 0
+        set_aside = self._deliver(producer, events)
+        self.tokens.save(stream.resume_token)
+        self.delivered = True
+        self.status.update(events=self.status.values["events"] + len(events), last_event_at=time.time(),
+                           set_aside=self.status.values["set_aside"] + set_aside)
+        return len(events)
+
+    def _deliver(self, producer: KafkaProducer, events: list[Mapping[str, Any]]) -> int:
+        """Send every event and wait until Kafka acknowledged each; returns how many went as oversize
+        stubs. Raises :class:`DeliveryError` if any was not acknowledged."""
+        limit = TRADES_MAX_MESSAGE_BYTES
+        sent, stubs = [], 0
+        for event in events:
+            key, value, oversize = encode_for_topic(event, limit)
+            if oversize:
+                stubs += 1
+                self._log_oversize(event)
+            sent.append((event, key, self._send(producer, key, value, event)))
+        producer.flush(timeout=self.delivery_timeout_s + 10)
+        # The broker's own limit may be lower than ours (a topic made elsewhere): those go as stubs too.
+        refused = [(event, key) for event, key, future in sent if isinstance(_outcome(future), TOO_LARGE)]
+        for event, key in refused:
+            self._log_oversize(event)
+            sent.append((event, key, self._send(producer, key, oversize_stub(event, -1, limit), event)))
+        if refused:
+            producer.flush(timeout=self.delivery_timeout_s + 10)
+        outcomes = [_outcome(future) for _, _, future in sent]
+        errors = [error for error in outcomes if error is not None and not isinstance(error, TOO_LARGE)]
+        if errors:
+            raise DeliveryError(f"Kafka did not acknowledge {len(errors)} of {len(sent)} messages ({errors[0]!r}); "
+                                "the resume token was not stored")
+        return stubs + len(refused)
+
+    def _send(self, producer: KafkaProducer, key: bytes | None, value: bytes, event: Mapping[str, Any]
+              ) -> FutureRecordMetadata:
+        try:
+            return producer.send(self.settings.trades_topic, key=key, value=value, timestamp_ms=commit_time_ms(event))
+        except TOO_LARGE:  # over the producer's own limit: cannot happen below ours, but never drop it
+            stub = oversize_stub(event, len(value), TRADES_MAX_MESSAGE_BYTES)
+            return producer.send(self.settings.trades_topic, key=key, value=stub, timestamp_ms=commit_time_ms(event))
+
+    def _log_oversize(self, event: Mapping[str, Any]) -> None:
+        log.error("change event %s is too large for topic %s; sent as an oversize message (set aside downstream "
+                  "as event_too_large; the document stays in MongoDB)", str(event.get("_id"))[:120],
+                  self.settings.trades_topic)
+
+
+def _outcome(future: FutureRecordMetadata) -> BaseException | None:
+    """Why a send failed, or None if Kafka acknowledged it; one still pending after the flush failed too."""
+    if not future.is_done:
+        return KafkaTimeoutError("no acknowledgement after the flush")
+    return future.exception if future.failed() else None
 
 
 def main() -> None:

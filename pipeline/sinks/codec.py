@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, overload
 
 from bson.decimal128 import Decimal128
@@ -34,11 +34,16 @@ def _decimal(value: Any) -> Decimal:
     return value.to_decimal() if isinstance(value, Decimal128) else Decimal(value)
 
 
+# Decimal128 holds 34 digits and refuses to round; the pipeline's bounds keep sums far below that, and
+# rounding (instead of failing every write of the batch, for ever) is the safe side if they ever do not.
+_DECIMAL128 = Context(prec=34)
+
+
 def to_bson(aggregate: StockAggregate) -> dict[str, Any]:
     """The aggregate's fields as a MongoDB document's (without ``_id``)."""
     document: dict[str, Any] = {"symbol": aggregate.symbol, **aggregate.fields()}
     for name in DECIMAL_FIELDS:
-        document[name] = Decimal128(document[name])
+        document[name] = Decimal128(_DECIMAL128.create_decimal(document[name]))
     return document
 
 

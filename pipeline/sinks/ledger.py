@@ -24,10 +24,12 @@ from pymongo.database import Database
 from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.settings import Settings
 from pipeline.sinks.codec import utc_from_micros
+from pipeline.sinks.topics import send_all
 
 
 def _source(row: Any) -> dict:
-    return {"topic": row.topic, "partition": row.partition, "offset": row.offset}
+    """Where the whole message is (the trades topic, and the archive): ``raw`` keeps only its start."""
+    return {"topic": row.topic, "partition": row.partition, "offset": row.offset, "raw_bytes": row.raw_bytes}
 
 
 def rejected_record(row: Any, batch_id: int) -> dict:
@@ -68,12 +70,8 @@ class Ledger:
             return []
         stored = self.collection.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in records],
                                             ordered=False)
-        producer = self._producer or self._new_producer()
-        for record in records:
-            payload = {("event_id" if k == "_id" else k): (v.isoformat() if isinstance(v, datetime) else v)
-                       for k, v in record.items()}
-            producer.send(self.topic, key=payload["event_id"].encode(), value=json.dumps(payload).encode())
-        producer.flush()
+        send_all(self._producer or self._new_producer(), [(self.topic, str(record["_id"]).encode(), _payload(record))
+                                                          for record in records])
         return [records[index] for index in sorted(stored.upserted_ids or {})]
 
     def _new_producer(self) -> KafkaProducer:
@@ -85,6 +83,12 @@ class Ledger:
         if self._producer is not None:
             self._producer.close(timeout=5)
             self._producer = None
+
+
+def _payload(record: dict) -> bytes:
+    """A record as its Kafka message: JSON, ``_id`` named ``event_id``, times in ISO-8601."""
+    return json.dumps({("event_id" if k == "_id" else k): (v.isoformat() if isinstance(v, datetime) else v)
+                       for k, v in record.items()}).encode()
 
 
 def dead_letters(settings: Settings, db: Database) -> Ledger:

@@ -8,6 +8,7 @@ lives in :func:`open_change_stream`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,8 +20,10 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from pipeline.domain.stocks import NSE_STOCKS
+from pipeline.domain.stocks import NSE_STOCKS, StockList
 from pipeline.settings import Settings
+
+log = logging.getLogger("stockdash.mongo")
 
 
 class MongoUnavailable(RuntimeError):
@@ -117,20 +120,40 @@ def seed_stocks(db: Database) -> int:
 
 
 class ListedSymbols:
-    """The symbols of ``stockmarket.stock``, re-read every few seconds (stocks can be listed while running)."""
+    """The symbols of ``stockmarket.stock``, re-read every few seconds (stocks can be listed while running).
+
+    A document in any reasonable shape lists its symbol (see ``domain.stocks.listed_symbol``); one that
+    names no usable symbol is skipped and logged once. If MongoDB cannot be read, the last list stands.
+    """
 
     def __init__(self, settings: Settings, refresh_s: float = 10.0) -> None:
         self.settings = settings
         self.refresh_s = refresh_s
-        self._symbols: frozenset[str] = frozenset()
-        self._read_at = 0.0
+        self.listing = StockList(frozenset(), ())
+        self._read_at: float | None = None
 
     def __call__(self) -> frozenset[str]:
-        if not self._symbols or time.monotonic() - self._read_at > self.refresh_s:
-            mongo = client(self.settings)
+        if self._read_at is None or time.monotonic() - self._read_at > self.refresh_s:
             try:
-                self._symbols = frozenset(doc["_id"] for doc in mongo[self.settings.database]["stock"].find({}, {"_id": 1}))
-            finally:
-                mongo.close()
+                self._refresh()
+            except PyMongoError:
+                if self._read_at is None:
+                    raise  # nothing to stand on yet: the query fails and its supervisor retries
+                log.warning("could not re-read %s.stock; using the last list", self.settings.database)
             self._read_at = time.monotonic()
-        return self._symbols
+        return self.listing.symbols
+
+    def _refresh(self) -> None:
+        mongo = client(self.settings)
+        try:
+            listing = read_stock_list(mongo[self.settings.database])
+        finally:
+            mongo.close()
+        for document_id, reason in set(listing.skipped) - set(self.listing.skipped):
+            log.warning("stock document %s lists no usable symbol (%s): skipped", document_id, reason)
+        self.listing = listing
+
+
+def read_stock_list(db: Database) -> StockList:
+    """The listed symbols of ``db.stock`` and the documents skipped, with their reasons."""
+    return StockList.of(db["stock"].find({}, {"_id": 1, "symbol": 1, "stock": 1}))

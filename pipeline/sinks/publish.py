@@ -16,6 +16,7 @@ from pipeline.domain.candles import Candle
 from pipeline.domain.metrics import StockAggregate
 from pipeline.settings import Settings
 from pipeline.sinks import codec
+from pipeline.sinks.topics import send_all
 
 
 class AggregatePublisher:
@@ -28,16 +29,12 @@ class AggregatePublisher:
                                       client_id="stockdash-aggregates", acks="all", linger_ms=0)
 
     def publish(self, aggregates: Iterable[StockAggregate], candles: Iterable[Candle] = ()) -> None:
-        sent = False
-        for aggregate in aggregates:
-            self.producer.send(self.topic, key=aggregate.symbol.encode(), value=json.dumps(codec.to_json(aggregate)).encode())
-            sent = True
-        for candle in candles:
-            self.producer.send(self.candles_topic, key=candle.storage_key.encode(),
-                               value=json.dumps(codec.candle_to_json(candle)).encode())
-            sent = True
-        if sent:
-            self.producer.flush()
+        """Send and wait for every acknowledgement (a failure fails the batch, which is then re-run)."""
+        messages = [(self.topic, aggregate.symbol.encode(), json.dumps(codec.to_json(aggregate)).encode())
+                    for aggregate in aggregates]
+        messages += [(self.candles_topic, candle.storage_key.encode(), json.dumps(codec.candle_to_json(candle)).encode())
+                     for candle in candles]
+        send_all(self.producer, messages)
 
     def close(self) -> None:
         self.producer.close(timeout=5)

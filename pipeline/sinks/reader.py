@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from pymongo.errors import PyMongoError
 
@@ -24,6 +26,7 @@ from pipeline.sinks.ledger import Ledger, dead_letters, late_ledger
 from pipeline.sinks.store import AggregateStore, CandleStore
 
 log = logging.getLogger("stockdash.reader")
+T = TypeVar("T")
 
 POLL_S = 0.5
 COUNTS_EVERY_S = 5.0
@@ -60,8 +63,10 @@ class AggregateReader:
                 try:
                     self.read_once(aggregates, candles, *ledgers)
                     self._error = None
-                except PyMongoError as exc:
-                    self._error = f"MongoDB is unavailable ({type(exc).__name__})"
+                except Exception as exc:  # noqa: BLE001 - the reader must not die: say why, read again
+                    cause = "MongoDB is unavailable" if isinstance(exc, PyMongoError) else "reading failed"
+                    self._error = f"{cause} ({type(exc).__name__})"
+                    log.error("aggregate reader: %s: %s", self._error, str(exc)[:300])
                     self.state.record_error(self._error)
                 self._stop.wait(self.poll_s)
         finally:
@@ -87,8 +92,10 @@ class AggregateReader:
         counts = {"rejected_by_reason": rejected.counts(), "late_by_symbol": late.counts(),
                   "rejected_by_symbol": rejected.counts(by="symbol")} if counts_due else {}
         self.state.load(Persisted(
-            aggregates={doc["_id"]: (codec.from_bson(doc), doc["batch_id"]) for doc in stored},
-            candles=tuple((codec.candle_from_bson(doc), doc["batch_id"]) for doc in candle_docs), **counts))
+            aggregates={doc["_id"]: (aggregate, doc["batch_id"]) for doc in stored
+                        if (aggregate := _decoded(codec.from_bson, doc)) is not None},
+            candles=tuple((candle, doc["batch_id"]) for doc in candle_docs
+                          if (candle := _decoded(codec.candle_from_bson, doc)) is not None), **counts))
         if counts_due:
             self._counts_at = time.monotonic()
         self._last_batch = max([self._last_batch, *(doc["batch_id"] for doc in stored + candle_docs)])
@@ -113,3 +120,14 @@ class AggregateReader:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _decoded(decode: Callable[[dict], T], document: dict) -> T | None:
+    """``decode(document)``, or None (logged) for a document not in the writer's shape: one odd document
+    must not stop the reader (a writer of an older version, or a hand edit)."""
+    try:
+        return decode(document)
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        log.error("aggregate reader: skipped document %s (%s: %s)", str(document.get("_id"))[:80],
+                  type(exc).__name__, str(exc)[:200])
+        return None

@@ -7,8 +7,11 @@ checkpoint) the feed keeps the one with the most: the figures never move back.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
@@ -17,6 +20,8 @@ from pipeline.domain.state import MarketState
 from pipeline.domain.status import QueryState, QueryStatus
 from pipeline.settings import Settings
 from pipeline.sinks import codec, topics
+
+log = logging.getLogger("stockdash.realtime_feed")
 
 POLL_MS = 200
 RETRY_S = 2.0
@@ -29,6 +34,7 @@ class RealtimeFeed:
         self.settings = settings
         self.state = state
         self.error: str | None = None
+        self.skipped = 0  # malformed messages on the topic, logged and left out
         self._since_ms = 0
         self._read_at: float | None = None
         self._stop = threading.Event()
@@ -44,8 +50,10 @@ class RealtimeFeed:
             try:
                 topics.ensure_topics(self.settings)
                 self._follow()
-            except KafkaError as exc:
-                self.error = f"Kafka is unavailable ({type(exc).__name__}); reading again in {RETRY_S:g} s"
+            except Exception as exc:  # noqa: BLE001 - the feed must not die: say why, read again
+                cause = "Kafka is unavailable" if isinstance(exc, KafkaError) else "reading failed"
+                self.error = f"{cause} ({type(exc).__name__}); reading again in {RETRY_S:g} s"
+                log.error("real-time feed: %s: %s", self.error, exc)
                 self.state.record_error(self.error)
                 self._stop.wait(RETRY_S)
 
@@ -65,8 +73,15 @@ class RealtimeFeed:
         finally:
             consumer.close()
 
-    def _install(self, messages: object) -> None:
-        received = [(codec.from_spark_json(m.value), m.timestamp) for m in messages]  # type: ignore[attr-defined]
+    def _install(self, messages: Iterable[Any]) -> None:
+        received = []
+        for message in messages:
+            try:
+                received.append((codec.from_spark_json(message.value), message.timestamp))
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:  # not what the query writes
+                self.skipped += 1
+                log.error("real-time feed: skipped a malformed message at %s/%s offset %s (%s: %s)", message.topic,
+                          message.partition, message.offset, type(exc).__name__, str(exc)[:200])
         # Freshness samples only from what the query wrote since this feed started: the topic's older
         # messages (read again at every start) would count downtime as latency.
         fresh = [ingested for (_, ingested), written_ms in received if written_ms >= self._since_ms and ingested]

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from kafka import KafkaAdminClient
+from collections.abc import Iterable
+
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from pipeline.settings import Settings
+
+# The largest change event the trades topic takes: MongoDB's largest document (16 MiB of BSON) as JSON,
+# with room to spare. The CDC relay sends anything larger as a small oversize message (set aside downstream).
+TRADES_MAX_MESSAGE_BYTES = 20 * 1024 * 1024
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     """Topic name -> topic configs. Partitions come from settings; replication is 1 on the embedded stack."""
     return {
-        settings.trades_topic: {},
+        settings.trades_topic: {"max.message.bytes": str(TRADES_MAX_MESSAGE_BYTES)},
         settings.dead_letter_topic: {},
         settings.late_topic: {},
         # The latest aggregate per symbol (key): compaction keeps one record per key.
@@ -57,3 +63,21 @@ def ensure_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
         return [topic.name for topic in missing]
     finally:
         admin.close()
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not acknowledge every message that was sent: whoever sent them must not go on as if it had."""
+
+
+def send_all(producer: KafkaProducer, messages: Iterable[tuple[str, bytes | None, bytes]], timeout_s: float = 60.0) -> int:
+    """Send (topic, key, value) messages and wait until Kafka acknowledged each; raises :class:`DeliveryError`
+    naming the first failure otherwise (kafka-python's ``flush`` alone never says a send failed)."""
+    futures = [producer.send(topic, key=key, value=value) for topic, key, value in messages]
+    if not futures:
+        return 0
+    producer.flush(timeout=timeout_s)
+    failures = [future.exception if future.is_done else KafkaTimeoutError("no acknowledgement")
+                for future in futures if not future.is_done or future.failed()]
+    if failures:
+        raise DeliveryError(f"Kafka did not acknowledge {len(failures)} of {len(futures)} messages: {failures[0]!r}")
+    return len(futures)

@@ -18,6 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from pipeline.domain.candles import CANDLE_HISTORY_S
 from pipeline.domain.metrics import SCHEMA_FINGERPRINT
+from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S
 from pipeline.domain.snapshot import Persisted
 from pipeline.domain.state import MarketState
 from pipeline.settings import Settings
@@ -37,12 +38,14 @@ QUERY_NAME = "stockdash_market"
 # checkpoint, so a new version starts a new checkpoint (and lineage) and rebuilds from the topic. A
 # changed metric registry does the same through its fingerprint.
 PLAN_VERSION = 2
-MAX_OFFSETS_PER_TRIGGER = 500_000
+# A batch takes at most this many messages: it bounds the driver's memory (a flood of junk is collected as set-aside
+# records) while a catch-up still moves ~20,000 messages a batch.
+MAX_OFFSETS_PER_TRIGGER = 20_000
 
 
-def market_stream(messages: DataFrame, dedupe_horizon_s: int) -> DataFrame:
+def market_stream(messages: DataFrame, dedupe_horizon_s: int, max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> DataFrame:
     """The stream the batch handler consumes: parsed change events, replays dropped."""
-    return deduplicate(parse_change_events(messages), dedupe_horizon_s)
+    return deduplicate(parse_change_events(messages, max_skew_s=max_skew_s), dedupe_horizon_s)
 
 
 def checkpoint_dir(settings: Settings, name: str = QUERY_NAME) -> Path:
@@ -65,6 +68,7 @@ class MarketJob(SupervisedQuery):
         self._owns_spark = spark is None  # a session handed in (tests, a host app) is left running
         self._mongo: MongoClient | None = None
         self.sinks = BatchSinks()
+        self.listed = mongo.ListedSymbols(settings)  # what the listed-symbol check of each batch uses
 
     def _start_query(self) -> StreamingQuery:
         checkpoint = checkpoint_dir(self.settings, self.name)
@@ -73,10 +77,10 @@ class MarketJob(SupervisedQuery):
             self.sinks = self._open_sinks(checkpoint)
         if self.spark is None:
             self.spark = spark_session(self.settings)
-        handler = BatchHandler(self.state, mongo.ListedSymbols(self.settings), self.sinks, self.settings.candle_lateness_s)
+        handler = BatchHandler(self.state, self.listed, self.sinks, self.settings.candle_lateness_s)
         writer = (
             market_stream(trades_source(self.spark, self.settings, maxOffsetsPerTrigger=MAX_OFFSETS_PER_TRIGGER),
-                          self.settings.dedupe_horizon_s)
+                          self.settings.dedupe_horizon_s, self.settings.max_clock_skew_s)
             .writeStream.queryName(self.name)
             .foreachBatch(handler)
             .option("checkpointLocation", str(checkpoint))

@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S, MAX_PRICE, MAX_QUANTITY
+
 # Every document field is read as text: a wrong type then yields a reason instead of a null row.
 _EVENT_SCHEMA = "struct<_id:string,operationType:string,clusterTime:string,fullDocument:map<string,string>>"
 
@@ -50,6 +52,12 @@ def _epoch_millis(expression: str) -> str:
     return f"CASE WHEN {expression} BETWEEN {low} AND {high} THEN timestamp_millis({expression}) END"
 
 
+# A message the CDC relay wrote in place of a change event too large for the topic (see services.relay).
+_OVERSIZE = "get_json_object(raw, '$.stockdashOversize.bytes') IS NOT NULL"
+# The database clock, never ahead of this query's: a forged cluster time in the future must neither move
+# the replay horizon nor widen the trade-time check (``current_timestamp()`` is the batch's time).
+_DB_TIME = "least(coalesce(cluster_time, ingest_time), current_timestamp())"
+
 PARSE_SQL = f"""
 WITH events AS (
   SELECT CAST(value AS STRING) AS raw, from_json(CAST(value AS STRING), '{_EVENT_SCHEMA}') AS e,
@@ -58,7 +66,7 @@ WITH events AS (
 ), fields AS (
   SELECT raw, topic, partition, offset, ingest_time,
     json_object_keys(raw) IS NULL AS not_json,
-    coalesce(get_json_object(e._id, '$._data'), e._id, concat_ws('/', 'kafka', topic, partition, offset)) AS event_id,
+    left(coalesce(get_json_object(e._id, '$._data'), e._id, concat_ws('/', 'kafka', topic, partition, offset)), 512) AS event_id,
     lower(e.operationType) AS op,
     e.fullDocument IS NULL AS no_document,
     coalesce(get_json_object(e.fullDocument['_id'], '$.$oid'), e.fullDocument['_id']) AS trade_id,
@@ -90,21 +98,23 @@ WITH events AS (
 )
 SELECT event_id, op, trade_id, symbol, side, price,
   CAST(coalesce(quantity_number, 1) AS BIGINT) AS quantity,
-  trade_time, cluster_time, ingest_time, topic, partition, offset, raw,
+  trade_time, cluster_time, ingest_time, {_DB_TIME} AS db_time, topic, partition, offset, raw,
   CASE
     WHEN not_json THEN 'not_json'
+    WHEN {_OVERSIZE} THEN 'event_too_large'
     WHEN op IS NULL OR op NOT IN ('insert', 'update', 'replace', 'delete') THEN 'unsupported_operation'
     WHEN op = 'delete' THEN NULL
     WHEN no_document THEN 'missing_document'
     WHEN symbol IS NULL OR symbol = '' THEN 'missing_symbol'
     WHEN price_raw IS NULL THEN 'missing_price'
-    WHEN price IS NULL OR price <= 0 THEN 'invalid_price'
-    WHEN quantity_raw IS NOT NULL AND NOT coalesce(quantity_number > 0 AND quantity_number = floor(quantity_number), false)
+    WHEN price IS NULL OR price <= 0 OR price > {MAX_PRICE} THEN 'invalid_price'
+    WHEN quantity_raw IS NOT NULL AND NOT coalesce(quantity_number > 0 AND quantity_number <= {MAX_QUANTITY}
+                                                   AND quantity_number = floor(quantity_number), false)
       THEN 'invalid_quantity'
     WHEN side IS NOT NULL AND side NOT IN ('buy', 'sell') THEN 'invalid_side'
     WHEN trade_time IS NULL THEN 'invalid_trade_time'
     WHEN trade_time < TIMESTAMP '2000-01-01 00:00:00'
-      OR trade_time > coalesce(cluster_time, ingest_time) + INTERVAL 1 DAY THEN 'absurd_trade_time'
+      OR trade_time > {_DB_TIME} + make_dt_interval(0, 0, 0, {{max_skew_s}}) THEN 'absurd_trade_time'
   END AS reject_reason
 FROM timed
 """
@@ -122,13 +132,17 @@ END
 """
 
 
-def parse_change_events(messages: DataFrame, known_symbols: Iterable[str] | None = None) -> DataFrame:
+def parse_change_events(messages: DataFrame, known_symbols: Iterable[str] | None = None,
+                        max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> DataFrame:
     """Parse and validate; one output row per input message (see the module docstring).
 
     Works on a streaming DataFrame too (the job parses in the stream's plan, built once). Without
-    ``known_symbols`` the listed-symbol check is left to :func:`check_symbols`.
+    ``known_symbols`` the listed-symbol check is left to :func:`check_symbols`. A trade dated more than
+    ``max_skew_s`` ahead of the database clock is ``absurd_trade_time``.
     """
-    parsed = messages.sparkSession.sql(PARSE_SQL, messages=messages)
+    # The skew goes into the text (a whole number): the plan is built once, and no parameter marker is needed.
+    sql = PARSE_SQL.replace("{max_skew_s}", str(int(max_skew_s)))
+    parsed = messages.sparkSession.sql(sql, messages=messages)
     return parsed if known_symbols is None else check_symbols(parsed, known_symbols)
 
 
@@ -151,7 +165,7 @@ def deduplicate(parsed: DataFrame, horizon_seconds: int) -> DataFrame:
     while the state stays small. Spark keeps that state in the checkpoint: exactly once across crashes.
     """
     return (
-        parsed.withColumn("dedupe_time", F.coalesce("cluster_time", "ingest_time"))
+        parsed.withColumn("dedupe_time", F.col("db_time"))
         .withWatermark("dedupe_time", f"{horizon_seconds} seconds")
         .dropDuplicatesWithinWatermark(["event_id"])
         .drop("dedupe_time")

@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from pipeline.domain.metrics import SCHEMA_FINGERPRINT
+from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S
 from pipeline.domain.state import MarketState
 from pipeline.settings import Settings
 from pipeline.sinks import topics
@@ -44,9 +45,9 @@ QUERY_NAME = "stockdash_realtime"
 PLAN_VERSION = 1
 
 
-def realtime_aggregates(messages: DataFrame) -> DataFrame:
+def realtime_aggregates(messages: DataFrame, max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> DataFrame:
     """Kafka messages -> (key, value) rows of per-symbol aggregates as JSON (times in epoch microseconds)."""
-    ticks = valid_ticks(parse_change_events(messages)).dropDuplicates(["event_id"])
+    ticks = valid_ticks(parse_change_events(messages, max_skew_s=max_skew_s)).dropDuplicates(["event_id"])
     return messages.sparkSession.sql(REALTIME_SQL, ticks=ticks)
 
 
@@ -84,7 +85,8 @@ class RealtimeJob(SupervisedQuery):
         if self.spark is None:
             self.spark = spark_session(self.settings.with_changes(spark_master=realtime_master(self.settings)))
         query = (
-            realtime_aggregates(trades_source(self.spark, self.settings)).writeStream.queryName(QUERY_NAME)
+            realtime_aggregates(trades_source(self.spark, self.settings), self.settings.max_clock_skew_s)
+            .writeStream.queryName(QUERY_NAME)
             .format("kafka")
             .option("kafka.bootstrap.servers", self.settings.effective_kafka_bootstrap)
             .option("topic", self.settings.realtime_topic)

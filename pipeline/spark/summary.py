@@ -14,6 +14,11 @@ from pyspark.sql import DataFrame
 from pipeline.domain.metrics import FIELDS, METRICS, Kind, Metric
 
 RECENT_TICKS_PER_BATCH = 50
+# What a set-aside record keeps of its message: its start, enough to see what it was (the whole message
+# stays on the trades topic and in the archive, at the record's topic/partition/offset). Bounded, so that
+# a flood of huge junk cannot exhaust the driver, and a dead letter always fits a Kafka message.
+SET_ASIDE_RAW_CHARS = 16_384
+SET_ASIDE_SYMBOL_CHARS = 64
 _SQL_FUNCTION = {Kind.SUM: "sum", Kind.MIN: "min", Kind.MAX: "max", Kind.LATEST: "max", Kind.EARLIEST: "min"}
 
 
@@ -74,7 +79,8 @@ SELECT outcome,
     unix_micros(trade_time) AS trade_time_us, event_id, trade_id, price, quantity, side,
     unix_micros(ingest_time) AS ingest_time_us) END), false), 1, :recent) AS recent,
   collect_list(CASE WHEN outcome LIKE 'rejected:%' OR outcome = 'late' THEN struct(
-    event_id, symbol, reject_reason, raw, topic, partition, offset, unix_micros(trade_time) AS trade_time_us,
+    event_id, left(symbol, {SET_ASIDE_SYMBOL_CHARS}) AS symbol, reject_reason, left(raw, {SET_ASIDE_RAW_CHARS}) AS raw,
+    octet_length(raw) AS raw_bytes, topic, partition, offset, unix_micros(trade_time) AS trade_time_us,
     unix_micros(ingest_time) AS ingest_time_us) END) AS set_aside
 FROM classified
 GROUP BY 1, 2, 3

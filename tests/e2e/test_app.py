@@ -4,6 +4,7 @@ messages, the generator and every scenario; and the banners and empty state with
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -14,6 +15,7 @@ from pipeline.sinks import mongo
 from pipeline.waits import wait_until
 from simulator.scenarios import SCENARIOS
 from stack.process import free_port
+from tests.oracle import OracleTick, expected_metrics, metric_values
 from ui import runtime as ui_runtime
 
 pytestmark = pytest.mark.integration
@@ -78,6 +80,11 @@ def test_simulator_inserts_a_valid_trade_and_explains_a_bad_one(app_runtime, fre
     at.button[0].click()  # the form's submit button
     at.run()
     assert "Price must be a number" in texts(at)
+    for typed, told in (("0.00004", "rounds to ₹0 at 4 decimal places"), ("9999999.99995", "must be below ₹1,00,00,000")):
+        at.text_input(key="trade_price").set_value(typed)
+        at.button[0].click()
+        at.run()
+        assert told in texts(at) and "Inserted" not in texts(at)  # refused before MongoDB, as the pipeline would
 
     at.text_input(key="trade_price").set_value("123.45")
     at.number_input(key="trade_quantity").set_value(7)
@@ -113,8 +120,47 @@ def test_generator_refuses_a_plan_without_symbols(app_runtime):
     assert "Choose at least one symbol." in texts(at)
 
 
+def newest_id(transactions):
+    newest = transactions.find_one({}, sort=[("_id", -1)], projection={"_id": 1})
+    return newest["_id"] if newest else None
+
+
+def is_valid_trade(doc: dict, listed: set[str]) -> bool:
+    """Plain Python, from docs/semantics.md (not the app's code): what the pipeline counts as a trade."""
+    price, quantity = doc.get("price"), doc.get("quantity", 1)
+    return (doc.get("symbol") in listed and isinstance(price, int | float) and price > 0
+            and isinstance(quantity, int) and quantity > 0 and doc.get("side") in (None, "buy", "sell")
+            and isinstance(doc.get("trade_time"), datetime))
+
+
+def scenario_oracle(documents: list[dict], symbol: str, listed: set[str], lateness_s: int) -> dict:
+    """What the dashboard must show for ``symbol`` after ``documents`` (in insertion order, the order one
+    symbol's change events are processed in): every registry metric, late ticks, rejected and set aside."""
+    valid = [d for d in documents if is_valid_trade(d, listed)]
+    latest: datetime | None = None
+    late = 0
+    for doc in (d for d in valid if d["symbol"] == symbol):
+        when = doc["trade_time"]
+        if latest is not None and when < latest - timedelta(seconds=lateness_s):
+            late += 1
+        latest = max(latest or when, when)
+    ticks = [OracleTick(str(d["_id"]), d["symbol"], Decimal(repr(d["price"])), d.get("quantity", 1),
+                        d["trade_time"].replace(tzinfo=timezone.utc), d.get("side")) for d in valid if d["symbol"] == symbol]
+    rejected = [d for d in documents if not is_valid_trade(d, listed)]
+    return {"metrics": expected_metrics(ticks)[symbol], "late": late,
+            "rejected": sum(d.get("symbol") == symbol for d in rejected), "set_aside": len(rejected) + late}
+
+
+def set_aside_total(snapshot) -> int:
+    return sum(snapshot.rejected_by_reason.values()) + sum(snapshot.late_by_symbol.values())
+
+
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_each_scenario_shows_what_it_must(app_runtime, fresh_symbol, scenario):
+def test_each_scenario_shows_what_it_must(app_runtime, stack, mongo_client, transactions, fresh_symbol, scenario):
+    """The page's verdict, then a check that does not trust the app's own expectations: a follow-up trade of
+    the same symbol (same partition, after everything the scenario wrote, redelivered copies included) is
+    counted, and the figures must equal a plain-Python oracle over the documents in MongoDB."""
+    after_id, aside_before = newest_id(transactions), set_aside_total(app_runtime.state.snapshot())
     at = run_page("pages/simulator.py")
     at.selectbox(key="scenario").set_value(scenario)
     at.selectbox(key="scenario_symbol").set_value(fresh_symbol)
@@ -129,10 +175,27 @@ def test_each_scenario_shows_what_it_must(app_runtime, fresh_symbol, scenario):
     wait_until(verdict, timeout=60, interval=0.5, what=f"scenario {scenario}",
                describe=lambda: at.dataframe[-1].value.to_string())
 
+    follow_up = {"symbol": fresh_symbol, "side": "sell", "price": 4321.5, "quantity": 3,
+                 "trade_time": datetime.now(timezone.utc) + timedelta(seconds=1)}
+    transactions.insert_one(follow_up)
+    wait_until(lambda: (a := app_runtime.state.snapshot().stocks.get(fresh_symbol)) and a.nav == Decimal("4321.5"),
+               timeout=60, what="the follow-up trade counted")
+    documents = list(transactions.find({"_id": {"$gt": after_id}} if after_id else {}).sort("_id", 1))
+    listed = {d["_id"] for d in mongo_client[stack.database]["stock"].find({}, {"_id": 1})}
+    expected = scenario_oracle(documents, fresh_symbol, listed, stack.candle_lateness_s)
+    snapshot = app_runtime.state.snapshot()
+    assert metric_values(snapshot.stocks[fresh_symbol]) == expected["metrics"]
+    assert (snapshot.late_by_symbol.get(fresh_symbol, 0), snapshot.rejected_by_symbol.get(fresh_symbol, 0)) == \
+        (expected["late"], expected["rejected"])
+    assert set_aside_total(snapshot) - aside_before == expected["set_aside"]
+    # The verdict is not latched: the follow-up moved the figures, so the page no longer claims agreement.
+    at.run()
+    assert "shows exactly what the scenario must produce" not in texts(at)
+
 
 def test_stock_page_charts_candles_and_lists_trades(app_runtime, transactions, fresh_symbol):
-    # Trade times far ahead of anything else: these decide NAV whatever else touched the symbol.
-    when = datetime.now(timezone.utc) + timedelta(hours=1)
+    # Trade times in the past (the pipeline refuses those ahead of the database clock), a second apart.
+    when = datetime.now(timezone.utc) - timedelta(seconds=30)
     ids = transactions.insert_many([{"symbol": fresh_symbol, "price": p, "quantity": 1, "trade_time": when + timedelta(seconds=p)}
                                     for p in (10, 11, 12)]).inserted_ids
     agg = wait_until(lambda: (a := app_runtime.state.snapshot().stocks.get(fresh_symbol)) and a.nav == 12 and a,

@@ -1,15 +1,14 @@
 """The app in a real browser: Debian's Chromium driven by Playwright against ``streamlit run`` on a
 free port, with its own Spark query, CDC relay, database and topic on the session's MongoDB and Kafka.
 
-A trade entered on Simulator shows on Market and on its Stock page within seconds; a scenario runs
-to its verdict; every page is screenshotted into ``test-artifacts/screenshots`` (the README's
+A trade entered on Simulator shows on Market and on its Stock page; a scenario runs to its verdict;
+every page is screenshotted into ``test-artifacts/screenshots`` (the README's
 pictures come from there); and the browser console stays free of errors.
 """
 
 from __future__ import annotations
 
 import re
-import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -34,7 +33,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # host-config and gets 404 before it finds the server root (streamlit/streamlit#7074). Only those.
 KNOWN_PROBE_404 = re.compile(r"/[a-z]+/_stcore/(health|host-config)$")
 SPARK_READY_S = 180  # Spark starts inside the app on its first page view
-SHOWN_WITHIN_S = 10  # a trade on screen after it was inserted (measured: about 1 s)
+# Deadlines of waits, not speed claims: how fast a trade reaches the screen is measured by `make bench`.
+DEADLINE_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,9 @@ def market_text(page: Page, pattern: str, timeout_s: float) -> None:
 
 
 def screenshot(page: Page, path: Path) -> None:
-    page.get_by_role("heading", level=1).scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
+    heading = page.get_by_role("heading", level=1)
+    heading.scroll_into_view_if_needed()
+    expect(heading).to_be_in_viewport(timeout=10_000)  # the scroll has landed
     page.screenshot(path=path)
 
 
@@ -135,6 +136,10 @@ def set_as_text_open(page: Page, open_: bool, timeout_s: float = 30) -> None:
     expect(details).to_be_visible(timeout=timeout_s * 1000)
     if (details.get_attribute("open") is not None) != open_:
         details.locator("summary").click()
+    if open_:
+        expect(details).to_have_attribute("open", re.compile(".*"), timeout=10_000)
+    else:
+        expect(details).not_to_have_attribute("open", re.compile(".*"), timeout=10_000)
 
 
 def no_console_errors(page: Page) -> None:
@@ -158,13 +163,10 @@ def test_a_trade_entered_in_the_browser_shows_on_market_and_stock_pages(browser_
     page.get_by_label("Quantity").fill("7")
     page.get_by_role("button", name="Insert trade").click()
     expect(page.get_by_text("Inserted buy 7 × ASIANPAINT @ ₹1234.50")).to_be_visible(timeout=15_000)
-    inserted = time.monotonic()
-    market_text(page, r"ASIANPAINT: NAV 1234\.50 high 1234\.50 low 1234\.50 transactions 1\b", timeout_s=SHOWN_WITHIN_S)
-    print(f"\nbrowser: Simulator → Market in {time.monotonic() - inserted:.2f} s")
+    market_text(page, r"ASIANPAINT: NAV 1234\.50 high 1234\.50 low 1234\.50 transactions 1\b", timeout_s=DEADLINE_S)
 
     open_page(page, "Stock")  # the first listed stock, ASIANPAINT
-    expect(page.get_by_test_id("stMetric").filter(has_text="NAV")).to_contain_text("₹1,234.50",
-                                                                                  timeout=SHOWN_WITHIN_S * 1000)
+    expect(page.get_by_test_id("stMetric").filter(has_text="NAV")).to_contain_text("₹1,234.50", timeout=DEADLINE_S * 1000)
     expect(page.locator("[data-testid='stVegaLiteChart']")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/stock\?symbol=ASIANPAINT$"))
     no_console_errors(page)
@@ -198,23 +200,26 @@ def test_every_page_is_screenshotted_with_live_data(browser_page: Page, app_sett
     client.close()
     open_page(page, "Simulator")
     page.get_by_role("button", name="Start").click()
-    expect(page.get_by_text(re.compile(r"running: [\d,]+ of 3,000 trades"))).to_be_visible(timeout=15_000)
-    page.wait_for_timeout(12_000)  # let prices move: the sparklines and movers need a few trades each
+    # Prices must have moved before the pictures: the sparklines and movers need a few hundred trades.
+    expect(page.get_by_text(re.compile(r"(running|finished): ([5-9]\d\d|\d,\d{3}) of 3,000 trades"))).to_be_visible(
+        timeout=DEADLINE_S * 1000)
     screenshot(page, screenshots / "simulator.png")
 
     market_text(page, r"INFY: NAV", timeout_s=30)
     set_as_text_open(page, False)
-    page.wait_for_timeout(1_500)
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)  # the table, not the text
     screenshot(page, screenshots / "market.png")
 
     open_page(page, "Stock")
     choose(page, "Symbol", "INFY")
     expect(page.get_by_role("heading", level=1)).to_contain_text("INFY", timeout=30_000)
-    page.wait_for_timeout(2_000)
+    expect(page.locator("[data-testid='stVegaLiteChart']")).to_be_visible(timeout=30_000)  # the candles drawn
+    expect(page.get_by_test_id("stMetric").filter(has_text="NAV")).to_contain_text("₹", timeout=30_000)
     screenshot(page, screenshots / "stock.png")
 
     open_page(page, "Pipeline")
-    page.wait_for_timeout(2_000)
+    expect(page.get_by_text(re.compile(r"🟢\s*Spark query"))).to_be_visible(timeout=30_000)
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=30_000)  # the batch chart
     screenshot(page, screenshots / "pipeline.png")
     print(f"\nscreenshots: {screenshots}")
     for name in ("market", "stock", "simulator", "pipeline"):

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from kafka import KafkaConsumer
 
+from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.sinks.ledger import dead_letters
 from pipeline.waits import wait_until
 
@@ -150,7 +151,7 @@ def test_rejected_messages_land_in_the_dead_letter_places_with_their_reason(mark
     rejected = mongo_client[stack.database]["rejected"]
     stored = wait_until(lambda: rejected.find_one({"symbol": fresh_symbol}), timeout=30, what="rejected document")
     assert stored["reason"] == "invalid_price"
-    assert stored["description"] == "price is not a positive finite number"
+    assert stored["description"] == REJECT_REASONS["invalid_price"]  # the registry's words, stored with the record
     assert str(bad) in stored["raw"]
     consumer = KafkaConsumer(stack.dead_letter_topic, bootstrap_servers=stack.effective_kafka_bootstrap,
                              auto_offset_reset="earliest", consumer_timeout_ms=1000)

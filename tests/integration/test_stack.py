@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from pipeline.services.paths import relay_paths
-from pipeline.settings import Settings
+from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.sinks import mongo, topics
 from pipeline.waits import wait_until
+from stack import proc
 from stack.connect import connector_config
 from stack.local import LocalStack, StackError, kafka_cluster_id
 from stack.process import free_port
@@ -71,3 +75,48 @@ def test_connector_config_publishes_full_change_events_to_our_topic():
 def test_kafka_cluster_ids_never_look_like_an_option():
     """One id in 64 would start with "-" and fail the storage tool's argument parsing (seen in CI)."""
     assert not any(kafka_cluster_id().startswith("-") for _ in range(2000))
+
+
+@pytest.mark.integration
+def test_stack_up_prints_only_what_it_provides_quoted_for_eval(stack: Settings, base_settings: Settings):
+    """Run against the session's stack (reused, so nothing is started or stopped): the output ``eval``s to
+    the stack's addresses; SPARK_JARS, set by the caller, is not repeated."""
+    ours = {"STOCKDASH_DATA_DIR": str(base_settings.data_dir), "LOCAL_MONGO_PORT": str(base_settings.local_mongo_port),
+            "LOCAL_KAFKA_PORT": str(base_settings.local_kafka_port), "TRADES_TOPIC": base_settings.trades_topic,
+            "SPARK_JARS": base_settings.spark_jars or ""}
+    inherited = {k: v for k, v in os.environ.items() if k not in base_settings.service_env() and not k.startswith("LOCAL_")}
+    up = subprocess.run([sys.executable, "-m", "stack", "up"], env={**inherited, **ours}, cwd=PROJECT_ROOT,
+                        capture_output=True, text=True, timeout=180)
+    assert up.returncode == 0, up.stderr
+    assert "mongo: already running, reused" in up.stderr  # the pid files' processes were recognised as ours
+    shown = subprocess.run(["sh", "-c", 'eval "$(cat)"; printf "%s\\n" "$MONGO_URI" "$KAFKA_BOOTSTRAP_SERVERS" '
+                            '"${SPARK_JARS-(unset)}"'], input=up.stdout, env={"PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, check=True)
+    assert shown.stdout.splitlines() == [stack.effective_mongo_uri, stack.effective_kafka_bootstrap, "(unset)"]
+    assert sorted(line.split("=")[0] for line in up.stdout.splitlines()) == [
+        "export KAFKA_BOOTSTRAP_SERVERS", "export MONGO_URI"]
+
+
+@pytest.mark.integration
+def test_pid_files_naming_other_processes_are_neither_reused_nor_signalled(tmp_path, monkeypatch):
+    """After a reboot a pid file's number belongs to someone else: here, to this very test process."""
+    settings = Settings.from_env({"STOCKDASH_DATA_DIR": str(tmp_path), "LOCAL_MONGO_PORT": str(free_port()),
+                                  "LOCAL_KAFKA_PORT": str(free_port())})
+    messages: list[str] = []
+    local = LocalStack(settings, log=messages.append)
+    local.run_dir.mkdir(parents=True)
+    me = proc.read(os.getpid())
+    assert me is not None
+    (local.run_dir / "mongo.pid").write_text(f"{os.getpid()}\n")  # the older format: a bare pid
+    (local.run_dir / "kafka.pid").write_text(json.dumps(
+        {"pid": os.getpid(), "start_time": me.start_time + 1, "command": local.services["kafka"].command}))
+    (local.run_dir / "cdc-relay.pid").write_text(json.dumps(
+        {"pid": os.getpid(), "start_time": me.start_time, "command": local.services["cdc-relay"].command}))
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "killpg", lambda pgid, sig: sent.append((pgid, sig)))
+    assert not any(service.running() for service in local.services.values())
+    local.stop_all()
+    for name in ("mongo", "kafka", "cdc-relay"):
+        local.services[name].stop()
+    assert sent == []
+    assert len(messages) == 3 and sum("older format" in m for m in messages) == 1, messages

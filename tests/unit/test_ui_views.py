@@ -3,15 +3,17 @@ expectations, Kafka lag, the relay's health, freshness percentiles, Markdown esc
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from pipeline.domain import state as state_module
 from pipeline.domain.candles import Candle
 from pipeline.domain.snapshot import BatchReport, BatchResult, Freshness, Tick
 from pipeline.domain.state import MarketState
 from pipeline.domain.stocks import Stock
 from pipeline.settings import Settings
-from simulator.scenarios import Figures, comparison
+from simulator.scenarios import SCENARIOS, Figures, ScenarioRun, comparison, verdict
 from simulator.trades import Trade
 from tests.oracle import aggregate
 from ui.format import LIVE, STALE, Breadth, breadth, candles_frame, change_colour, market_table, movers, plain, recent_trades
@@ -82,6 +84,23 @@ def test_scenario_expectations_follow_event_time_not_arrival():
     assert all(row["Agree"] for row in rows) and rows[1]["Expected"] == "₹105.00"
 
 
+def test_a_scenario_verdict_is_computed_anew_and_never_latches():
+    """Agreeing once proves nothing about later: figures that move afterwards (a redelivered copy counted
+    after all) turn the verdict back, and the page asks again at every refresh."""
+    before = Figures(trades=3, nav=Decimal("100"), nav_time=T0, low=Decimal("90"), high=Decimal("110"))
+    trade = Trade("AAA", "buy", Decimal("101"), 1, T0 + timedelta(seconds=1))
+    expected = before.with_trades([trade])
+    run = ScenarioRun(SCENARIOS["duplicate"], "AAA", before, expected, started_at=1000.0)
+    first = verdict(run, expected, timeout_s=30, now=1002.0)
+    assert first.agreed and not first.timed_out and first.waited_s == 2.0
+    copies_counted = replace(expected, trades=expected.trades + 2)
+    later = verdict(run, copies_counted, timeout_s=30, now=1003.0)
+    assert not later.agreed and not later.timed_out
+    assert [row["Figure"] for row in later.rows if not row["Agree"]] == ["Transactions"]
+    assert verdict(run, copies_counted, timeout_s=30, now=1031.0).timed_out
+    assert verdict(run, expected, timeout_s=30, now=1031.0).agreed  # and back, from the figures alone
+
+
 def test_kafka_lag_compares_end_offsets_with_the_query_progress():
     progress = {"sources": [{"endOffset": json.dumps({"trades": {"0": 40, "1": 7}})}]}
     assert kafka_lag({0: 50, 1: 7}, progress, "trades") == 10
@@ -99,18 +118,22 @@ def test_relay_health_reads_its_heartbeat(tmp_path):
     assert check_cdc(settings, now=time.time() + 60).ok is False
 
 
-def test_freshness_percentiles_over_a_window():
+def test_freshness_percentiles_over_a_window(monkeypatch):
     assert Freshness.of([]) == Freshness(0, None, None, None)
     delays = sorted(i / 100 for i in range(1, 101))
     stats = Freshness.of(delays)
     assert (stats.samples, stats.p50_s, stats.p99_s, stats.max_s) == (100, 0.5, 1.0, 1.0)
+    # The clock is pinned: a sample is the exact difference of two known times, not a bound on how fast
+    # this machine is (speed is the benchmark's business).
+    applied_at = T0.timestamp() + 3600
+    monkeypatch.setattr(state_module.time, "time", lambda: applied_at)
     state = MarketState()
-    report = BatchReport(0, time.time(), 0.2, 1, 1)
-    ingested = datetime.now(timezone.utc) - timedelta(seconds=2)
+    report = BatchReport(0, applied_at, 0.2, 1, 1)
+    ingested = datetime.fromtimestamp(applied_at - 2.5, tz=timezone.utc)
     state.apply_batch(BatchResult(0, ticks=(Tick("AAA", T0, "e", None, Decimal(1), 1, "buy", ingested),), report=report))
     fresh = state.freshness(window_s=60)
-    assert fresh.samples == 1 and 1.9 < fresh.p50_s < 3
-    assert state.freshness(window_s=60, now=time.time() + 120).samples == 0
+    assert (fresh.samples, fresh.p50_s, fresh.p99_s) == (1, 2.5, 2.5)
+    assert state.freshness(window_s=60, now=applied_at + 120).samples == 0
     assert state.batch_reports() == [report]
 
 

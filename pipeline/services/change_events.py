@@ -1,0 +1,78 @@
+"""Change events as Kafka messages: relaxed Extended JSON keyed by the trade's symbol, and what takes
+the place of one too large for the trades topic.
+
+MongoDB allows documents of 16 MiB; the trades topic takes messages of up to
+``sinks.topics.TRADES_MAX_MESSAGE_BYTES`` (20 MiB), so nearly every change event goes through whole. One
+that does not (JSON can be several times its BSON size) is replaced by a small *oversize* message with
+the event's id, cluster time and document key and ``stockdashOversize: {bytes, limit}``: the pipeline sets
+it aside as ``event_too_large`` (counted, on the Pipeline page, in the dead-letter ledger), the resume
+token moves past it, and the document itself stays in MongoDB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from bson import json_util
+from bson.json_util import RELAXED_JSON_OPTIONS
+
+MAX_KEY_BYTES = 256  # a key only picks the partition; a huge "symbol" must not make a huge key
+_STUB_FIELDS = ("_id", "operationType", "clusterTime", "wallTime", "ns", "documentKey")
+
+
+def _symbol_key(event: Mapping[str, Any]) -> bytes | None:
+    """The Kafka key of a change event: its trade's symbol, so one symbol stays on one partition."""
+    document = event.get("fullDocument")
+    symbol = document.get("symbol", document.get("stock")) if isinstance(document, Mapping) else None
+    return symbol.encode()[:MAX_KEY_BYTES] if isinstance(symbol, str) and symbol else None
+
+
+def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
+    """(key, value) of one change event: key = symbol (if any), value = relaxed Extended JSON."""
+    return _symbol_key(event), json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS).encode()
+
+
+def oversize_stub(event: Mapping[str, Any], size: int, limit: int) -> bytes:
+    """The message that stands for a change event of ``size`` bytes, over the topic's ``limit``."""
+    stub = {name: event[name] for name in _STUB_FIELDS if name in event}
+    document = event.get("fullDocument")
+    if isinstance(document, Mapping) and "_id" in document:
+        stub["documentKey"] = {"_id": document["_id"]}  # the stand-in's own documentKey may be wrong
+    stub["stockdashOversize"] = {"bytes": size, "limit": limit}
+    value = json_util.dumps(stub, json_options=RELAXED_JSON_OPTIONS).encode()
+    if len(value) > limit:  # only a monstrous _id could do this: keep what identifies the event
+        stub.pop("documentKey", None)
+        value = json_util.dumps(stub, json_options=RELAXED_JSON_OPTIONS).encode()
+    return value
+
+
+def encode_for_topic(event: Mapping[str, Any], limit: int) -> tuple[bytes | None, bytes, bool]:
+    """(key, value, set aside?): the event itself, or its oversize stub when it is over ``limit`` bytes."""
+    key, value = encode_event(event)
+    if len(value) <= limit:
+        return key, value, False
+    return key, oversize_stub(event, len(value), limit), True
+
+
+def event_key(value: bytes) -> bytes | None:
+    """The key of an already encoded change event (archive replay); None if it is not JSON."""
+    try:
+        event = json.loads(value)
+    except ValueError:
+        return None
+    return _symbol_key(event) if isinstance(event, dict) else None
+
+
+def commit_time_ms(event: Mapping[str, Any]) -> int | None:
+    """When the database committed the change (``wallTime``, MongoDB 6.0+), as the Kafka timestamp:
+    the pipeline's freshness then starts at the insert. None (= now) where the server omits it or it
+    is not a plain date."""
+    wall_time = event.get("wallTime")
+    if not isinstance(wall_time, datetime):
+        return None
+    if wall_time.tzinfo is None:  # pymongo decodes BSON dates as naive UTC unless tz_aware
+        wall_time = wall_time.replace(tzinfo=timezone.utc)
+    return int(wall_time.timestamp() * 1000)
