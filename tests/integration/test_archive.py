@@ -1,6 +1,7 @@
 """The raw-event archive: recovery cuts files back to their recorded length, retention purges old days,
 the running archiver writes every change event exactly once (also across kill -9), and a replayed day
-rebuilds the same aggregates."""
+rebuilds the same aggregates. Recovery without positions, odd records and replay failures: the other
+test_archive_* modules."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.services.archive import Archiver, Positions, archived_lines, replay
+from pipeline.services.archive import Archiver, Positions, archived_records, replay
 from pipeline.settings import Settings
 from pipeline.sinks import topics
 from pipeline.spark.microbatch import MarketJob
@@ -29,15 +30,16 @@ def archiver_for(tmp_path: Path, retention_days: int = 7) -> Archiver:
 def test_recovery_cuts_lines_written_after_the_last_recorded_position(tmp_path):
     root = tmp_path / "archive"
     (root / "2026-11-24").mkdir(parents=True)
+    (root / "2026-11-25").mkdir(parents=True)
     recorded = root / "2026-11-24" / "part-0.jsonl"
     recorded.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3, "half')  # crashed mid-line, after the position was saved
-    unrecorded = root / "2026-11-24" / "part-1.jsonl"
+    unrecorded = root / "2026-11-25" / "part-0.jsonl"
     unrecorded.write_bytes(b'{"b": 1}\n')  # created after the last save: nothing of it is recorded
     (root / "positions.json").write_text(json.dumps({"0": {"next_offset": 2, "lengths": {"2026-11-24/part-0.jsonl": 18}}}))
     archiver = archiver_for(tmp_path)
     archiver.recover()
     assert recorded.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
-    assert not unrecorded.exists()
+    assert not unrecorded.exists()  # its partition's recorded offset (2) precedes it: Kafka delivers it again
     assert archiver.positions.next_offset == {0: 2}
 
 
@@ -66,7 +68,7 @@ def _trade_id(line: bytes) -> str | None:
 
 def _archived_ids(root: Path) -> list[str]:
     days = [date.fromisoformat(p.name) for p in sorted(root.iterdir()) if p.is_dir()] if root.exists() else []
-    return [i for day in days for i in map(_trade_id, archived_lines(root, day)) if i is not None]
+    return [i for day in days for r in archived_records(root, day) if r.value and (i := _trade_id(r.value)) is not None]
 
 
 @pytest.mark.integration
@@ -117,8 +119,8 @@ def test_a_replayed_day_rebuilds_the_same_aggregates(stack: Settings, market_job
                           timeout=60, what="the original aggregate")
     # The session's own archiver (started with the stack) has the day's events.
     today = when.date()
-    wait_until(lambda: sum(fresh_symbol.encode() in line for line in archived_lines(stack.effective_archive_dir, today)) >= 300,
-               timeout=60, what="the day archived")
+    wait_until(lambda: sum(fresh_symbol.encode() in (r.value or b"") for r in archived_records(stack.effective_archive_dir, today))
+               >= 300, timeout=60, what="the day archived")
     replay_settings = stack.with_changes(trades_topic=f"replay-{uuid.uuid4().hex[:8]}", checkpoint_dir=tmp_path / "ckpt")
     topics.ensure_topics(replay_settings)
     assert replay(stack, today, replay_settings.trades_topic) >= 300
