@@ -239,7 +239,7 @@ def replay(settings: Settings, day: date, topic: str | None = None) -> int:
     """Publish one day's archive to ``topic`` (default: the trades topic) with the original keys (older lines: keyed by
     symbol, like the CDC); return how many events Kafka acknowledged (acks=all): all, else :class:`ReplayFailed` says so.
     Into the live topic, replayed events keep their ids and are dropped as repeats; into a new one, a job rebuilds."""
-    from pipeline.services.relay import event_key
+    from pipeline.services.change_events import event_key
 
     root, target, acknowledged, pending = settings.effective_archive_dir, topic or settings.trades_topic, 0, deque[Any]()
     if not (root / day.isoformat()).is_dir():

@@ -29,14 +29,12 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.producer.future import FutureRecordMetadata
 
-from pipeline.services.change_events import commit_time_ms, encode_for_topic, event_key, oversize_stub
+from pipeline.services.change_events import commit_time_ms, encode_for_topic, oversize_stub
 from pipeline.services.heartbeat import ServiceStatus, write_atomically
 from pipeline.services.paths import relay_paths
 from pipeline.settings import Settings
-from pipeline.sinks import mongo
+from pipeline.sinks import mongo, topics
 from pipeline.sinks.topics import TRADES_MAX_MESSAGE_BYTES
-
-__all__ = ["ChangeRelay", "ResumeTokenStore", "event_key"]  # event_key: the archive's replay keys events alike
 
 log = logging.getLogger("stockdash.relay")
 
@@ -47,8 +45,16 @@ DELIVERY_TIMEOUT_S = 120.0
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
+RECORD_OVERHEAD_BYTES = 512  # a message's key, headers and batch framing, on top of its value
+MIN_LIMIT_BYTES = 64 * 1024  # no sane topic takes less; a limit learned from refusals never goes below
+
+
 class DeliveryError(RuntimeError):
     """Kafka did not acknowledge a message of the batch: its resume token must not be stored."""
+
+
+class RefusedAsTooLarge(DeliveryError):
+    """Kafka refused a message as too large for the topic: the relay lowers its limit and sends the batch again."""
 
 
 class ResumeTokenStore:
@@ -79,6 +85,7 @@ class ChangeRelay:
         self.stop = stop or threading.Event()
         self.delivery_timeout_s = delivery_timeout_s
         self.delivered = False  # since the last failure
+        self.limit: int | None = None  # the largest change event sent whole; above it, an oversize message
         token_path, status_path = relay_paths(settings)
         self.tokens = ResumeTokenStore(token_path)
         self.status = ServiceStatus(status_path, events=0, last_event_at=None, set_aside=0)
@@ -104,6 +111,8 @@ class ChangeRelay:
             self.delivered = False
             try:
                 self._relay_once()
+            except RefusedAsTooLarge as exc:
+                log.error("CDC relay: %s", exc)  # sent again at once, the too large one as an oversize message
             except Exception as exc:  # noqa: BLE001 - whatever it was, the relay must not die: say it, retry
                 failures = 0 if self.delivered else failures  # the pause grows only while nothing gets through
                 pause = RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)]
@@ -119,6 +128,9 @@ class ChangeRelay:
         client = mongo.client(self.settings, datetime_conversion=DatetimeConversion.DATETIME_AUTO,
                               unicode_decode_error_handler="replace")
         producer = self._producer()
+        if self.limit is None:
+            topic_limit = topics.max_message_bytes(self.settings, self.settings.trades_topic) or TRADES_MAX_MESSAGE_BYTES
+            self.limit = min(TRADES_MAX_MESSAGE_BYTES, topic_limit) - RECORD_OVERHEAD_BYTES
         try:
             collection = client[self.settings.database]["transaction"]
             with mongo.open_change_stream(collection, self.tokens.load()) as stream:
@@ -154,28 +166,29 @@ class ChangeRelay:
     def _deliver(self, producer: KafkaProducer, events: list[Mapping[str, Any]]) -> int:
         """Send every event and wait until Kafka acknowledged each; returns how many went as oversize
         stubs. Raises :class:`DeliveryError` if any was not acknowledged."""
-        limit = TRADES_MAX_MESSAGE_BYTES
+        limit = self.limit or TRADES_MAX_MESSAGE_BYTES
         sent, stubs = [], 0
         for event in events:
             key, value, oversize = encode_for_topic(event, limit)
             if oversize:
                 stubs += 1
                 self._log_oversize(event)
-            sent.append((event, key, self._send(producer, key, value, event)))
+            sent.append((len(value), self._send(producer, key, value, event)))
         producer.flush(timeout=self.delivery_timeout_s + 10)
-        # The broker's own limit may be lower than ours (a topic made elsewhere): those go as stubs too.
-        refused = [(event, key) for event, key, future in sent if isinstance(_outcome(future), TOO_LARGE)]
-        for event, key in refused:
-            self._log_oversize(event)
-            sent.append((event, key, self._send(producer, key, oversize_stub(event, -1, limit), event)))
+        outcomes = [(size, _outcome(future)) for size, future in sent]
+        refused = [size for size, error in outcomes if isinstance(error, TOO_LARGE)]
         if refused:
-            producer.flush(timeout=self.delivery_timeout_s + 10)
-        outcomes = [_outcome(future) for _, _, future in sent]
-        errors = [error for error in outcomes if error is not None and not isinstance(error, TOO_LARGE)]
+            # The topic takes less than we thought (made elsewhere, or changed). Kafka fails the whole request,
+            # so the largest refused message is the one too large: below it from now on, and the batch again.
+            self.limit = max(MIN_LIMIT_BYTES, max(refused) - 1)
+            raise RefusedAsTooLarge(f"Kafka refused a message of {max(refused):,} bytes as too large for "
+                                    f"{self.settings.trades_topic}; events over {self.limit:,} bytes go as oversize "
+                                    "messages from now on; sending the batch again")
+        errors = [error for _, error in outcomes if error is not None]
         if errors:
             raise DeliveryError(f"Kafka did not acknowledge {len(errors)} of {len(sent)} messages ({errors[0]!r}); "
                                 "the resume token was not stored")
-        return stubs + len(refused)
+        return stubs
 
     def _send(self, producer: KafkaProducer, key: bytes | None, value: bytes, event: Mapping[str, Any]
               ) -> FutureRecordMetadata:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from pipeline.settings import Settings
 
@@ -34,6 +34,20 @@ def admin_client(bootstrap: str, timeout_ms: int = 5000) -> KafkaAdminClient:
         client_id="stockdash-admin",
         request_timeout_ms=timeout_ms,
     )
+
+
+def max_message_bytes(settings: Settings, topic: str) -> int | None:
+    """The largest message ``topic`` takes (its ``max.message.bytes``), or None if Kafka does not say."""
+    admin = admin_client(settings.effective_kafka_bootstrap)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})],
+                                           config_filter="all")
+        entries = [configs for by_name in described.values() for configs in by_name.values()]
+        return int(entries[0]["max.message.bytes"]["value"])
+    except (KafkaError, LookupError, TypeError, ValueError):
+        return None
+    finally:
+        admin.close()
 
 
 def kafka_ready(bootstrap: str) -> bool:
