@@ -42,6 +42,7 @@ def market_dataframe(table: pd.DataFrame, stale_after: int) -> None:
             "NAV": PRICE, "High": PRICE, "Low": PRICE, "VWAP": PRICE,
             "Change %": st.column_config.NumberColumn(format="%+.2f%%", help="NAV against the first trade since start"),
             "Volume": st.column_config.NumberColumn(format="localized"),
+            "Buy %": st.column_config.NumberColumn(format="%.0f%%", help="share of the volume bought (buy-side trades)"),
             "Transactions": st.column_config.NumberColumn(format="localized"),
             "Company": st.column_config.TextColumn(width="medium"),
             "Last trade (UTC)": st.column_config.DatetimeColumn(format="HH:mm:ss", help="event time of the NAV trade"),

@@ -21,6 +21,7 @@ from simulator.trades import RandomWalk, insert_many
 log = logging.getLogger("stockdash.generator")
 
 TICK_S = 0.05  # inserts are grouped per 50 ms: one insert_many each, paced against a deadline
+MAX_INSERT = 5_000  # trades in one insert_many: bounds memory and keeps catching up in steps
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,9 @@ class TradeGenerator:
                 # How many trades should exist by now: catching up after a slow insert keeps the rate.
                 due = min(plan.total, int((time.monotonic() - started) * plan.rate_per_s) + 1)
                 if due > inserted:
-                    trades = [self.walk.next_trade(self.walk.random.choice(plan.symbols)) for _ in range(due - inserted)]
+                    # At most one insert's worth at a time: after a stall, catching up must not build millions at once.
+                    count = min(due - inserted, MAX_INSERT)
+                    trades = [self.walk.next_trade(self.walk.random.choice(plan.symbols)) for _ in range(count)]
                     inserted += insert_many(self.transactions, trades)
                     self._update(inserted=inserted)
                 self._stop.wait(TICK_S)
