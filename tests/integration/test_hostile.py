@@ -164,3 +164,39 @@ def test_a_junk_flood_leaves_memory_bounded_and_loses_no_trade(stack, market_job
     # (spark.driver.memory = 1 GiB) plus its own overhead; what a JVM took for its heap it keeps.
     assert memory_after[0] - memory_before[0] < 512, "the driver's Python side grew with the flood"
     assert memory_after[1] < 1024 + 640, "the Spark JVM outgrew its heap"
+
+
+def test_stock_documents_in_any_shape_list_their_symbol_and_odd_ones_are_skipped(stack, market_job, transactions,
+                                                                                mongo_client, artifacts_dir):
+    """A stock added as users add data (ObjectId ``_id``, the symbol in a field) is listed; one that names no
+    usable symbol is skipped with a reason on the Pipeline page; no figure of any stock stops."""
+    stock = mongo_client[stack.database]["stock"]
+    newco, oldstyle = f"NEWCO{uuid.uuid4().hex[:4].upper()}", f"OLD{uuid.uuid4().hex[:4].upper()}"
+    stock.insert_many([{"symbol": newco, "company": "New Co", "sector": 7, "reference_price": "n/a"},
+                       {"stock": oldstyle.lower(), "company": "Original design's shape"},
+                       {"company": "No symbol at all"}, {"_id": "bad id", "symbol": "O'NEIL; DROP"}])
+    wait_until(lambda: {newco, oldstyle} <= market_job.listed(), timeout=60, what="the new stocks listed")
+    now = datetime.now(timezone.utc)
+    transactions.insert_many([{"symbol": symbol, "price": 10 + i, "quantity": 1, "trade_time": now + timedelta(milliseconds=i)}
+                              for i, symbol in enumerate([newco, oldstyle, newco])])
+    wait_until(lambda: {newco, oldstyle} <= set(market_job.state.snapshot().stocks), timeout=120,
+               what="trades of the new stocks counted")
+    stocks = market_job.state.snapshot().stocks
+    assert (stocks[newco].trades, stocks[oldstyle].trades) == (2, 1)
+    assert market_job.status().state is QueryState.RUNNING
+    skipped = dict(market_job.listed.listing.skipped)
+    assert "bad id" in skipped and any("no `symbol` field" in reason for reason in skipped.values())
+    runtime = ui_runtime.AppRuntime(stack, market_job.state, market_job, mongo_client)
+    ui_runtime.install(runtime)
+    try:
+        at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+        at.switch_page("pages/pipeline.py").run()
+        assert not at.exception, at.exception
+        assert any("list no usable symbol" in warning.value for warning in at.warning)
+        at.switch_page("pages/stock.py")
+        at.query_params["symbol"] = newco
+        at.run()
+        assert not at.exception, at.exception
+    finally:
+        ui_runtime.install(None)
+        runtime.health.stop()
