@@ -23,11 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bson import json_util
+from bson import Timestamp, json_util
 from bson.codec_options import DatetimeConversion
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.producer.future import FutureRecordMetadata
+from pymongo import MongoClient
 
 from pipeline.services.change_events import commit_time_ms, encode_for_topic, oversize_stub
 from pipeline.services.heartbeat import ServiceStatus, write_atomically
@@ -58,21 +59,29 @@ class RefusedAsTooLarge(DeliveryError):
 
 
 class ResumeTokenStore:
-    """The last resume token whose events are safely in Kafka, in one small file."""
+    """Where the change stream goes on from, in one small file: the last resume token whose events are
+    safely in Kafka, or, before the first of them, the operation time the relay first started at (so a
+    relay that could not deliver its first events starts again before them, not at a new "now")."""
+
+    START = "startAtOperationTime"
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> Mapping[str, Any] | None:
+    def load(self) -> tuple[Mapping[str, Any] | None, Timestamp | None]:
+        """(resume token, start time): one of them, or neither before the very first start."""
         try:
-            return json_util.loads(self.path.read_text())
+            stored = json_util.loads(self.path.read_text())
         except FileNotFoundError:
-            return None
+            return None, None
+        return (None, stored[self.START]) if self.START in stored else (stored, None)
 
     def save(self, token: Mapping[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(self.path, json_util.dumps(token))
 
+    def save_start(self, start_at: Timestamp) -> None:
+        self.save({self.START: start_at})
 
 
 class ChangeRelay:
@@ -127,13 +136,15 @@ class ChangeRelay:
         # Dates beyond Python's range and invalid UTF-8 are decoded, not fatal: the event is relayed as it is.
         client = mongo.client(self.settings, datetime_conversion=DatetimeConversion.DATETIME_AUTO,
                               unicode_decode_error_handler="replace")
-        producer = self._producer()
-        if self.limit is None:
-            topic_limit = topics.max_message_bytes(self.settings, self.settings.trades_topic) or TRADES_MAX_MESSAGE_BYTES
-            self.limit = min(TRADES_MAX_MESSAGE_BYTES, topic_limit) - RECORD_OVERHEAD_BYTES
+        producer: KafkaProducer | None = None
         try:
+            token, start_at = self._position(client)
+            producer = self._producer()
+            if self.limit is None:
+                topic_limit = topics.max_message_bytes(self.settings, self.settings.trades_topic) or TRADES_MAX_MESSAGE_BYTES
+                self.limit = min(TRADES_MAX_MESSAGE_BYTES, topic_limit) - RECORD_OVERHEAD_BYTES
             collection = client[self.settings.database]["transaction"]
-            with mongo.open_change_stream(collection, self.tokens.load()) as stream:
+            with mongo.open_change_stream(collection, token, start_at) as stream:
                 self.status.update(force=True, state="running", last_error=None)
                 log.info("CDC relay running: %s.transaction -> %s", self.settings.database, self.settings.trades_topic)
                 idle = 0
@@ -145,8 +156,17 @@ class ChangeRelay:
                         self.stop.wait(IDLE_BACKOFF_S[min(idle, len(IDLE_BACKOFF_S) - 1)])
                         idle += 1
         finally:
-            producer.close(timeout=5)
+            if producer is not None:
+                producer.close(timeout=5)
             client.close()
+
+    def _position(self, client: MongoClient) -> tuple[Mapping[str, Any] | None, Timestamp | None]:
+        """Where to go on from: the stored token or first start time; on the very first start, now (kept)."""
+        token, start_at = self.tokens.load()
+        if token is None and start_at is None:
+            start_at = mongo.initial_operation_time(client)
+            self.tokens.save_start(start_at)
+        return token, start_at
 
     def _relay_batch(self, stream: Any, producer: KafkaProducer) -> int:
         events = []

@@ -20,7 +20,7 @@ from bson.json_util import RELAXED_JSON_OPTIONS
 from bson.timestamp import Timestamp
 from kafka import KafkaConsumer, KafkaProducer
 
-from pipeline.services.archive import archived_lines, replay
+from pipeline.services.archive import archived_records, replay
 from pipeline.settings import Settings
 from pipeline.spark.microbatch import MarketJob, market_stream
 from pipeline.spark.parse import parse_change_events
@@ -136,7 +136,7 @@ def archived_values(root: Path, trade_ids: set[str]) -> dict[date, list[bytes]]:
     for folder in sorted(root.iterdir()) if root.exists() else []:
         if folder.is_dir() and folder.name[:2] == "20":
             day = date.fromisoformat(folder.name)
-            for value in archived_lines(root, day):
+            for value in (record.value for record in archived_records(root, day) if record.value is not None):
                 try:
                     trade_id = json.loads(value)["fullDocument"]["_id"]["$oid"]
                 except (ValueError, KeyError, TypeError):

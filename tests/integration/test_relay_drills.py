@@ -15,7 +15,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 
-from pipeline.services.relay import ChangeRelay
+from pipeline.services.paths import relay_paths
+from pipeline.services.relay import ChangeRelay, ResumeTokenStore
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
 from pipeline.sinks.mongo import seed_stocks
@@ -23,6 +24,7 @@ from pipeline.sinks.topics import TRADES_MAX_MESSAGE_BYTES
 from pipeline.waits import wait_until
 from stack.local import LocalStack
 from stack.process import free_port, free_port_pair
+from tests.children import isolated
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
 DELIVERY_TIMEOUT_S = 5.0
@@ -126,3 +128,24 @@ def test_an_event_over_the_brokers_limit_is_set_aside_and_the_stream_goes_on(rel
     stubs = [event for event in events if "stockdashOversize" in event]
     assert len(stubs) == 1 and "fullDocument" not in stubs[0] and stubs[0]["documentKey"]["_id"]
     assert {event["fullDocument"]["n"] for event in events if "fullDocument" in event} == set(range(40)) - {20}
+
+
+def test_the_resume_token_is_stored_only_for_what_kafka_acknowledged(stack: Settings, tmp_path: Path):
+    """With Kafka unreachable nothing is acknowledged, so no token is stored; a relay started afterwards
+    resumes from before those events and publishes every one of them."""
+    settings = isolated(stack, tmp_path, "token")
+    token_path, _ = relay_paths(settings)
+    transactions = mongo.client(settings)[settings.database]["transaction"]
+    unreachable = settings.with_changes(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    with RunningRelay(unreachable) as relay:
+        transactions.insert_many([trade(n) for n in range(10)])
+        wait_until(lambda: relay.status.values["state"] == "retrying", timeout=DELIVERY_TIMEOUT_S + 60,
+                   what="the relay failing to deliver", describe=lambda: repr(relay.status.values))
+        token, start_at = ResumeTokenStore(token_path).load()
+        assert token is None, "a token was stored for events Kafka never acknowledged"
+        assert start_at is not None, "the first start position is kept, so a later start begins before those events"
+    with RunningRelay(settings) as relay:
+        events = wait_for_distinct(settings, 10)
+        wait_until(lambda: ResumeTokenStore(token_path).load()[0] is not None, timeout=30,
+                   what="the token stored once Kafka acknowledged")
+    assert {event["fullDocument"]["n"] for event in events} == set(range(10))

@@ -10,10 +10,8 @@ import sys
 
 import pytest
 
-from pipeline.services.paths import relay_paths
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.sinks import mongo, topics
-from pipeline.waits import wait_until
 from stack import proc
 from stack.connect import connector_config
 from stack.local import LocalStack, StackError, kafka_cluster_id
@@ -30,16 +28,6 @@ def test_starting_twice_reuses_what_runs_and_stops_nothing_it_did_not_start(stac
     again.stop()  # idempotent
     assert mongo.ping(mongo.client(stack))
     assert topics.kafka_ready(stack.effective_kafka_bootstrap)
-
-
-@pytest.mark.integration
-def test_the_relay_stores_its_resume_token_after_publishing(stack: Settings, transactions, fresh_symbol):
-    token_path, status_path = relay_paths(stack)
-    transactions.insert_one({"symbol": fresh_symbol, "price": 1, "quantity": 1})
-    wait_until(lambda: token_path.exists(), timeout=30, what="resume token stored")
-    status = wait_until(lambda: (s := json.loads(status_path.read_text()))["events"] >= 1 and s,
-                        timeout=30, what="relay status counts the event")
-    assert status["state"] == "running" and status["last_error"] is None
 
 
 def test_a_port_used_by_another_program_is_named(tmp_path):
