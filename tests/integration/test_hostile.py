@@ -12,6 +12,7 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -60,7 +61,7 @@ def send(hostile: Hostile, transactions, producer: KafkaProducer, topic: str) ->
 
 
 def test_hostile_input_never_stops_empties_or_fools_the_market(stack, market_job, transactions, producer, fresh_symbol,
-                                                               mongo_client, artifacts_dir):
+                                                               mongo_client):
     times = clock()
     cases = documents(fresh_symbol, lambda: next(times)) + raw_messages(fresh_symbol, lambda: next(times),
                                                                        uuid.uuid4().hex[:8]) + [tombstone()]
@@ -104,7 +105,9 @@ def test_hostile_input_never_stops_empties_or_fools_the_market(stack, market_job
     ledger = Counter({d["_id"]: d["count"] for d in mongo_client[stack.database]["rejected"].aggregate(
         [{"$group": {"_id": "$reason", "count": {"$sum": 1}}}])})
     assert ledger - ledger_before == expected_rejects
-    pipeline_page_shows(stack, market_job, mongo_client, set(expected_rejects), artifacts_dir)
+    with pipeline_page(stack, market_job, mongo_client) as at:
+        shown = set(at.dataframe[0].value["Reason"])
+        assert set(expected_rejects) <= shown, set(expected_rejects) - shown
     print_table(cases, refusals)
 
 
@@ -112,15 +115,16 @@ def rejects_since(job, before: Counter) -> Counter:
     return Counter(job.state.snapshot().rejected_by_reason) - before
 
 
-def pipeline_page_shows(stack, market_job, mongo_client, reasons: set[str], artifacts_dir) -> None:
+@contextmanager
+def pipeline_page(stack, market_job, mongo_client) -> Iterator[AppTest]:
+    """The app's Pipeline page (AppTest) on the session's job."""
     runtime = ui_runtime.AppRuntime(stack, market_job.state, market_job, mongo_client)
     ui_runtime.install(runtime)
     try:
         at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
         at.switch_page("pages/pipeline.py").run()
         assert not at.exception, at.exception
-        shown = set(at.dataframe[0].value["Reason"])
-        assert reasons <= shown, reasons - shown
+        yield at
     finally:
         ui_runtime.install(None)
         runtime.health.stop()
@@ -167,7 +171,7 @@ def test_a_junk_flood_leaves_memory_bounded_and_loses_no_trade(stack, market_job
 
 
 def test_stock_documents_in_any_shape_list_their_symbol_and_odd_ones_are_skipped(stack, market_job, transactions,
-                                                                                mongo_client, artifacts_dir):
+                                                                                mongo_client):
     """A stock added as users add data (ObjectId ``_id``, the symbol in a field) is listed; one that names no
     usable symbol is skipped with a reason on the Pipeline page; no figure of any stock stops."""
     stock = mongo_client[stack.database]["stock"]
@@ -186,17 +190,9 @@ def test_stock_documents_in_any_shape_list_their_symbol_and_odd_ones_are_skipped
     assert market_job.status().state is QueryState.RUNNING
     skipped = dict(market_job.listed.listing.skipped)
     assert "bad id" in skipped and any("no `symbol` field" in reason for reason in skipped.values())
-    runtime = ui_runtime.AppRuntime(stack, market_job.state, market_job, mongo_client)
-    ui_runtime.install(runtime)
-    try:
-        at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
-        at.switch_page("pages/pipeline.py").run()
-        assert not at.exception, at.exception
+    with pipeline_page(stack, market_job, mongo_client) as at:
         assert any("list no usable symbol" in warning.value for warning in at.warning)
         at.switch_page("pages/stock.py")
         at.query_params["symbol"] = newco
         at.run()
         assert not at.exception, at.exception
-    finally:
-        ui_runtime.install(None)
-        runtime.health.stop()
