@@ -55,6 +55,9 @@ def flow_metrics(snapshot: MarketSnapshot, health: HealthReport, status: QuerySt
     error = snapshot.query_error or status.error
     if error:
         st.error(f"Last error: {error}", icon="🛑")
+    if snapshot.dropped_as_old:
+        st.warning(f"{snapshot.dropped_as_old:,} change events were older than the replay horizon (DEDUPE_HORIZON_S = "
+                   f"{runtime.settings.dedupe_horizon_s} s behind the newest) and were dropped as replays.", icon="⚠️")
 
 
 def batch_chart(snapshot: MarketSnapshot) -> None:

@@ -87,6 +87,7 @@ class MarketSnapshot:
     updated_at: float | None
     last_batch: BatchReport | None
     query_error: str | None = None
+    dropped_as_old: int = 0  # change events dropped as older than the replay horizon
 
     @property
     def total_trades(self) -> int:

@@ -43,6 +43,7 @@ class MarketState:
     _candles: dict[tuple[str, int, int], Candle] = field(default_factory=dict, repr=False)
     _candle_batch: dict[tuple[str, int, int], int] = field(default_factory=dict, repr=False)
     _deletes: int = 0
+    _dropped_as_old: int = 0
     _version: int = 0
     _updated_at: float | None = None
     _last_batch: BatchReport | None = None
@@ -172,6 +173,13 @@ class MarketState:
                     del self._candles[key]
                     self._candle_batch.pop(key, None)
 
+    def record_dropped_as_old(self, count: int) -> None:
+        """Change events the replay filter dropped as older than its horizon (taken for replays)."""
+        with self._lock:
+            self._dropped_as_old += count
+            self._version += 1
+            self._changed.notify_all()
+
     def record_error(self, message: str | None) -> None:
         with self._lock:
             self._query_error = message
@@ -195,6 +203,7 @@ class MarketState:
                 updated_at=self._updated_at,
                 last_batch=self._last_batch,
                 query_error=self._query_error,
+                dropped_as_old=self._dropped_as_old,
             )
             return self._cached
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pipeline.domain.state import MarketState
 from pipeline.domain.status import QueryState, QueryStatus
@@ -27,11 +28,23 @@ WATCH_EVERY_S = 1.0
 
 def error_summary(error_text: str) -> str:
     """One line of a Spark/py4j error: the innermost exception message, not a trace."""
-    lines = [line.strip() for line in error_text.splitlines() if line.strip() and not line.strip().startswith("at ")]
+    lines = [line.strip().removeprefix("Caused by: ") for line in error_text.splitlines()
+             if line.strip() and not line.strip().startswith("at ")]
     for line in reversed(lines):
         if "Error" in line.split(":")[0] or "Exception" in line.split(":")[0]:
             return line[:500]
     return (lines[0] if lines else "unknown error")[:500]
+
+
+def dropped_as_old(progress: Sequence[Mapping[str, Any]], after_batch: int) -> tuple[int, int]:
+    """(events dropped by a watermark in the batches after ``after_batch``, the last batch id reported)."""
+    dropped, last = 0, after_batch
+    for report in progress:
+        batch = int(report.get("batchId", -1))
+        if batch > after_batch:
+            dropped += sum(int(op.get("numRowsDroppedByWatermark", 0)) for op in report.get("stateOperators", []))
+            last = max(last, batch)
+    return dropped, last
 
 
 class SupervisedQuery:
@@ -49,6 +62,7 @@ class SupervisedQuery:
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._progress_seen = -1  # the last batch whose progress report was read
 
     # -- what a mode provides --------------------------------------------------------------------
     def _start_query(self) -> StreamingQuery:
@@ -82,6 +96,7 @@ class SupervisedQuery:
             problem = self._problem()
             if problem is None:
                 attempt = 0
+                self._note_dropped_as_old()
                 self._stopping.wait(WATCH_EVERY_S)
                 continue
             if self.query is not None or self.error is not None:  # a failure, not the first start
@@ -109,6 +124,17 @@ class SupervisedQuery:
             self.restarts += 1
             log.info("%s query restarted (%d restarts)", self.mode, self.restarts)
         self.error = None
+
+    def _note_dropped_as_old(self) -> None:
+        """Say it when the replay filter dropped events as older than its horizon (Spark reports them per batch
+        in its progress): taken for replays, they are not counted, and that must never go unnoticed."""
+        if self.query is None or self.state is None:
+            return
+        dropped, self._progress_seen = dropped_as_old(self.query.recentProgress, self._progress_seen)
+        if dropped:
+            log.error("%d change events were older than the replay horizon (DEDUPE_HORIZON_S) and were dropped as "
+                      "replays", dropped)
+            self.state.record_dropped_as_old(dropped)
 
     def _problem(self) -> str | None:
         """Why the query is not running, or None when it is."""
