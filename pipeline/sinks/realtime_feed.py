@@ -2,7 +2,8 @@
 real-time query writes (``pipeline.spark.realtime``), read from its start (the latest per symbol).
 
 A symbol's aggregate only grows in trades, so after a replay (the query restarts from its last
-checkpoint) the feed keeps the one with the most: the figures never move back.
+checkpoint) the feed keeps the one with the most: the figures never move back. Only symbols listed in
+``stockmarket.stock`` become stocks: the query counts every symbol, the feed leaves the others out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pipeline.domain.state import MarketState
 from pipeline.domain.status import QueryState, QueryStatus
 from pipeline.settings import Settings
 from pipeline.sinks import codec, topics
+from pipeline.sinks.mongo import ListedSymbols
 
 log = logging.getLogger("stockdash.realtime_feed")
 
@@ -35,6 +37,8 @@ class RealtimeFeed:
         self.state = state
         self.error: str | None = None
         self.skipped = 0  # malformed messages on the topic, logged and left out
+        self.listed = ListedSymbols(settings)
+        self.unlisted: set[str] = set()  # symbols the query counted that are not listed: never shown as stocks
         self._since_ms = 0
         self._read_at: float | None = None
         self._stop = threading.Event()
@@ -84,6 +88,13 @@ class RealtimeFeed:
                           message.partition, message.offset, type(exc).__name__, str(exc)[:200])
         # Freshness samples only from what the query wrote since this feed started: the topic's older
         # messages (read again at every start) would count downtime as latency.
+        listed = self.listed()
+        unlisted = {aggregate.symbol for (aggregate, _), _ in received} - listed - self.unlisted
+        if unlisted:  # the query counts every symbol; only listed ones are stocks (as in micro-batch mode)
+            log.warning("real-time feed: left out symbols not listed in %s.stock: %s", self.settings.database,
+                        ", ".join(sorted(symbol[:40] for symbol in unlisted)[:20]))
+            self.unlisted |= unlisted
+        received = [entry for entry in received if entry[0][0].symbol in listed]
         fresh = [ingested for (_, ingested), written_ms in received if written_ms >= self._since_ms and ingested]
         self.state.install_aggregates([aggregate for (aggregate, _), _ in received], fresh)
 

@@ -61,6 +61,8 @@ def test_real_time_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stack:
                    describe=lambda: f"{counted()} of {len(inserted)}; job log: {(tmp_path / 'job.log').read_text()[-1500:]}")
 
     try:
+        # A symbol that is not listed: the real-time query counts it, the app never shows it as a stock.
+        client[settings.database]["transaction"].insert_one({**trade_documents(SYMBOLS, 0, 1)[0], "symbol": "NOSUCH"})
         insert(trade_documents(SYMBOLS, 0, 300))
         all_counted("real-time aggregates of 300 trades")
         replay_first_event(settings)
@@ -79,6 +81,8 @@ def test_real_time_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stack:
         all_counted("every trade after a kill -9 of the real-time job")
 
         assert_figures_match(state.snapshot().stocks, inserted)
+        wait_until(lambda: "NOSUCH" in reader.unlisted, timeout=60, what="the unlisted symbol's aggregate read")
+        assert "NOSUCH" not in state.snapshot().stocks
         assert state.freshness(window_s=600).samples > 0
 
         runtime = ui_runtime.AppRuntime(settings, state, reader, client)
