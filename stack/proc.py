@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +88,22 @@ class PidRecord:
         return self.start_time is not None and self.command is not None
 
 
+def wait_exec(pid: int, timeout: float = 10.0) -> None:
+    """Wait until a child just forked from this process runs its own program: until then its command line
+    is still ours, and a pid file checked against it would not match (nor could the child be stopped)."""
+    own = read(os.getpid())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = read(pid)
+        if info is None or own is None or info.cmdline != own.cmdline:
+            return
+        time.sleep(0.005)
+
+
 def write_pid_file(path: Path, pid: int, command: Sequence[str]) -> PidRecord:
-    """Record ``pid``, its start time and ``command`` (atomically: a reader never sees half a file)."""
+    """Record ``pid``, its start time and ``command`` (atomically: a reader never sees half a file); a child
+    just forked is first given the time to run its program (:func:`wait_exec`)."""
+    wait_exec(pid)
     info = read(pid)
     if info is None:
         raise ProcessLookupError(f"process {pid} ended before its pid file {path} was written")

@@ -140,8 +140,14 @@ def print_table(cases: list[Hostile], refusals: dict[str, str]) -> None:
 def query_memory_mb() -> tuple[float, float]:
     """RSS (MiB) of this process (the Spark driver's Python side) and of its Spark JVM."""
     me = psutil.Process()
-    jvms = [child for child in me.children() if "org.apache.spark" in " ".join(child.cmdline())]
-    return me.memory_info().rss / 2**20, sum(jvm.memory_info().rss for jvm in jvms) / 2**20
+    return me.memory_info().rss / 2**20, sum(rss_of_spark(child) for child in me.children()) / 2**20
+
+
+def rss_of_spark(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss if "org.apache.spark" in " ".join(process.cmdline()) else 0
+    except psutil.Error:  # ended, or a zombie, while we looked
+        return 0
 
 
 def test_a_junk_flood_leaves_memory_bounded_and_loses_no_trade(stack, market_job, transactions, producer,
