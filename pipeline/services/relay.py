@@ -11,6 +11,10 @@ one of its messages, so a crash or a refused send can only re-send events, which
 event id. A change event too large for the topic goes as a small *oversize* message instead (see
 ``change_events``): set aside with a reason downstream, never dropped. Any failure is logged in one
 line, shown in the status file, and retried from the last stored token with a growing pause.
+
+A stored position older than the oldest oplog entry (ChangeStreamHistoryLost, code 286: the relay was down
+longer than the oplog's window) cannot be resumed: the relay says so in one ERROR line and in its status
+(``last_error``, ``history_lost``) and resyncs from the current time; the events in between are not relayed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.producer.future import FutureRecordMetadata
 from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
 
 from pipeline.services.change_events import commit_time_ms, encode_for_topic, oversize_stub
 from pipeline.services.heartbeat import ServiceStatus, write_atomically
@@ -43,6 +49,7 @@ MAX_BATCH = 5000
 IDLE_BACKOFF_S = (0.002, 0.005, 0.01, 0.02)  # the stand-in ignores awaitData: poll, don't spin
 RETRY_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)  # after a failure; the last repeats
 DELIVERY_TIMEOUT_S = 120.0
+HISTORY_LOST = 286  # ChangeStreamHistoryLost: the resume point is no longer in the oplog
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
@@ -94,10 +101,12 @@ class ChangeRelay:
         self.stop = stop or threading.Event()
         self.delivery_timeout_s = delivery_timeout_s
         self.delivered = False  # since the last failure
+        self.opened = False  # the change stream, since the last failure
         self.limit: int | None = None  # the largest change event sent whole; above it, an oversize message
         token_path, status_path = relay_paths(settings)
         self.tokens = ResumeTokenStore(token_path)
-        self.status = ServiceStatus(status_path, events=0, last_event_at=None, set_aside=0)
+        self.status = ServiceStatus(status_path, events=0, last_event_at=None, set_aside=0, history_lost=0)
+        self.history_lost_error: str | None = None  # stays in the status (events were skipped) until another error
 
     def _producer(self) -> KafkaProducer:
         timeout_ms = int(self.delivery_timeout_s * 1000)
@@ -116,13 +125,20 @@ class ChangeRelay:
     def run(self) -> None:
         """Relay until ``stop`` is set, starting again from the last stored token after any failure."""
         failures = 0
+        resynced = False  # the last round ended in a resync
         while not self.stop.is_set():
-            self.delivered = False
+            self.delivered = self.opened = False
             try:
                 self._relay_once()
             except RefusedAsTooLarge as exc:
                 log.error("CDC relay: %s", exc)  # sent again at once, the too large one as an oversize message
             except Exception as exc:  # noqa: BLE001 - whatever it was, the relay must not die: say it, retry
+                again = resynced and not self.opened  # lost again at once: resync, but after a pause
+                resynced = isinstance(exc, OperationFailure) and exc.code == HISTORY_LOST
+                if resynced:
+                    self._resync(exc)  # never retried from the lost position: that would fail forever
+                    if not again:
+                        continue
                 failures = 0 if self.delivered else failures  # the pause grows only while nothing gets through
                 pause = RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)]
                 message = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -145,7 +161,8 @@ class ChangeRelay:
                 self.limit = min(TRADES_MAX_MESSAGE_BYTES, topic_limit) - RECORD_OVERHEAD_BYTES
             collection = client[self.settings.database]["transaction"]
             with mongo.open_change_stream(collection, token, start_at) as stream:
-                self.status.update(force=True, state="running", last_error=None)
+                self.opened = True
+                self.status.update(force=True, state="running", last_error=self.history_lost_error)
                 log.info("CDC relay running: %s.transaction -> %s", self.settings.database, self.settings.trades_topic)
                 idle = 0
                 while not self.stop.is_set():
@@ -167,6 +184,26 @@ class ChangeRelay:
             start_at = mongo.initial_operation_time(client)
             self.tokens.save_start(start_at)
         return token, start_at
+
+    def _resync(self, exc: Exception) -> None:
+        """The stored position fell off the oplog: say so once, loudly, and go on from the current time."""
+        token, start_at = self.tokens.load()
+        with mongo.client(self.settings) as client:
+            now = mongo.initial_operation_time(client)
+            try:  # the newest oplog entry: surely still kept (the stand-in's "now" is the wall clock, less 2 s)
+                newest = client.local["oplog.rs"].find_one(sort=[("$natural", -1)], projection={"ts": True})
+                now = max(now, newest["ts"]) if newest else now
+            except PyMongoError:
+                pass  # not readable here: the server's operation time it is
+        self.tokens.save_start(now)
+        lost = self.status.values["history_lost"] + 1
+        self.history_lost_error = (
+            f"change stream history lost: the stored position ({_describe_position(token, start_at)}) is no longer in "
+            f"the oplog, so changes from then until {_describe_position(None, now)} were NOT relayed; resynced from "
+            "the current time. Backfill them from MongoDB if needed; keep the relay's downtime within the oplog "
+            f"window (a larger oplog: LOCAL_MONGO_OPLOG_ENTRIES / replSetResizeOplog). Server: {str(exc)[:200]}")
+        log.error("CDC relay: %s", self.history_lost_error)
+        self.status.update(force=True, state="resyncing", last_error=self.history_lost_error, history_lost=lost)
 
     def _relay_batch(self, stream: Any, producer: KafkaProducer) -> int:
         events = []
@@ -222,6 +259,21 @@ class ChangeRelay:
         log.error("change event %s is too large for topic %s; sent as an oversize message (set aside downstream "
                   "as event_too_large; the document stays in MongoDB)", str(event.get("_id"))[:120],
                   self.settings.trades_topic)
+
+
+def _describe_position(token: Mapping[str, Any] | None, start_at: Timestamp | None) -> str:
+    """A stored position as a time when it can be read as one (a start time, or a token's cluster time)."""
+    if token is not None:
+        data = str(token.get("_data", ""))
+        # a replica set's token is a KeyString starting 0x82 + the seconds; the stand-in's is the timestamp itself
+        hex_seconds = data[2:10] if data.startswith("82") else data[:8] if len(data) == 16 else ""
+        try:
+            start_at = Timestamp(int(hex_seconds, 16), 0)
+        except ValueError:
+            return f"resume token {data[:40]}"
+    if start_at is None:
+        return "an unknown position"
+    return f"{start_at.as_datetime().astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _outcome(future: FutureRecordMetadata) -> BaseException | None:
