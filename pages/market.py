@@ -1,18 +1,73 @@
-"""Market: every stock in one live table, the day's movers and the market's breadth."""
+"""Market: every stock in one live table, the day's movers and the market's breadth.
+
+The sector filter and the watchlist live in the URL (``/?sector=FMCG&watch=INFY,TCS&only=watchlist``),
+so a view can be bookmarked, shared and reloaded.
+"""
 
 import time
+from collections.abc import Collection
+from datetime import datetime, timezone
 
 import pandas as pd
 import streamlit as st
 
 from pipeline.domain.snapshot import MarketSnapshot
+from ui.exchange import ZONE_NOTE, market_badge
 from ui.format import LIVE, ago, breadth, change_colour, market_table, movers
 from ui.runtime import get_runtime, listed_stocks
 from ui.status import show_service_banners
 
 runtime = get_runtime()
+stocks = listed_stocks()
 st.title("📊 Market")
-PRICE = st.column_config.NumberColumn(format="₹%.2f")
+PRICE = st.column_config.NumberColumn(format="₹%.2f", width=85)
+# What the table shows, in order; the frame keeps "Symbol" as plain text beside the link.
+SHOWN = ["Link", "Company", "Sector", "NAV", "Change %", "Trend", "High", "Low", "Volume", "Buy %", "Transactions",
+         "Last trade (IST)", "Freshness"]
+WATCH_ONLY = "watchlist"
+
+
+def url_list(name: str, allowed: Collection[str]) -> list[str]:
+    """A comma-separated query parameter, keeping only allowed values (never echoed back unchecked)."""
+    given = [item.strip() for item in st.query_params.get(name, "").split(",")]
+    return sorted({item for item in given if item in allowed})
+
+
+def set_url_list(name: str, values: list[str]) -> None:
+    if values:
+        st.query_params[name] = ",".join(values)
+    else:
+        st.query_params.pop(name, None)
+
+
+def view_controls() -> tuple[list[str], list[str], bool]:
+    """Sector filter, watchlist and "watchlist only", each started from the URL and written back to it."""
+    sectors = sorted({stock.sector for stock in stocks.values()})
+    if "market_sectors" not in st.session_state:
+        st.session_state["market_sectors"] = url_list("sector", sectors)
+    if "market_watch" not in st.session_state:
+        st.session_state["market_watch"] = url_list("watch", stocks)
+    if "market_watch_only" not in st.session_state:
+        st.session_state["market_watch_only"] = st.query_params.get("only") == WATCH_ONLY
+    left, middle, right = st.columns([2, 3, 1], vertical_alignment="bottom")
+    chosen = left.multiselect("Sector", sectors, key="market_sectors", placeholder="All sectors")
+    watch = middle.multiselect("Watchlist", sorted(stocks), key="market_watch", placeholder="Add symbols to watch")
+    only = right.toggle("Watchlist only", key="market_watch_only")
+    set_url_list("sector", chosen)
+    set_url_list("watch", watch)
+    if only:
+        st.query_params["only"] = WATCH_ONLY
+    else:
+        st.query_params.pop("only", None)
+    return chosen, watch, only
+
+
+def shown_rows(table: pd.DataFrame, sectors: list[str], watch: list[str], only: bool) -> pd.DataFrame:
+    if sectors:
+        table = table[table["Sector"].isin(sectors)]
+    if only:
+        table = table[table["Symbol"].isin(watch)]
+    return table
 
 
 def market_figures(table: pd.DataFrame, snapshot: MarketSnapshot, stale_after: int) -> None:
@@ -36,18 +91,27 @@ def market_dataframe(table: pd.DataFrame, stale_after: int) -> None:
         table.style.map(change_colour, subset=["Change %"]),
         hide_index=True,
         width="stretch",
-        height=min(36 + 35 * len(table), 600),
+        height=min(38 + 35 * max(len(table), 1), 600),
         key="market_table",
+        column_order=SHOWN,
         column_config={
-            "NAV": PRICE, "High": PRICE, "Low": PRICE, "VWAP": PRICE,
-            "Change %": st.column_config.NumberColumn(format="%+.2f%%", help="NAV against the first trade since start"),
-            "Volume": st.column_config.NumberColumn(format="localized"),
-            "Buy %": st.column_config.NumberColumn(format="%.0f%%", help="share of the volume bought (buy-side trades)"),
-            "Transactions": st.column_config.NumberColumn(format="localized"),
-            "Company": st.column_config.TextColumn(width="medium"),
-            "Last trade (UTC)": st.column_config.DatetimeColumn(format="HH:mm:ss", help="event time of the NAV trade"),
-            "Trend": st.column_config.LineChartColumn("Trend", help="recent trade prices", width=90),
-            "Freshness": st.column_config.TextColumn(help=f"stale: no trade for more than {stale_after} s"),
+            "Link": st.column_config.LinkColumn("Symbol", display_text=r"symbol=(.+)$", width=90,
+                                                help="opens the stock's page (candles, latest trades)"),
+            "NAV": PRICE, "High": PRICE, "Low": PRICE,
+            "Change %": st.column_config.NumberColumn("Chg %", format="%+.2f%%", width=62,
+                                                      help="NAV against the first trade since start"),
+            "Volume": st.column_config.NumberColumn(format="compact", width=55),
+            "Transactions": st.column_config.NumberColumn("Trades", format="compact", width=50),
+            "Buy %": st.column_config.NumberColumn("Buy", format="%.0f%%", width=45,
+                                                   help="share of the volume bought (buy-side trades)"),
+            "Company": st.column_config.TextColumn(width=95),
+            "Sector": st.column_config.TextColumn(width=105),
+            "Last trade (IST)": st.column_config.DatetimeColumn("Last (IST)", format="HH:mm:ss", width=68,
+                                                                help="event time of the NAV trade, IST 24-hour"),
+            "Trend": st.column_config.LineChartColumn("Trend", help="recent trade prices: green rising, red falling",
+                                                      width=70, color="auto"),
+            "Freshness": st.column_config.TextColumn("Fresh", width=68,
+                                                     help=f"stale: no trade for more than {stale_after} s"),
         },
     )
 
@@ -66,20 +130,23 @@ def movers_tables(table: pd.DataFrame) -> None:
 
 
 @st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
-def live_market() -> None:
+def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
     show_service_banners(runtime)
+    st.caption(f"{market_badge(datetime.now(timezone.utc))} · {ZONE_NOTE}")
     snapshot = runtime.state.snapshot()
     if not snapshot.stocks:
         st.info("No trade has arrived yet. Insert one on the **Simulator** page (or start the random-walk "
                 "generator there), or write a document into `stockmarket.transaction`.", icon="💡")
         return
-    stocks = listed_stocks()
     # Rebuilt only when the state changed, or every 5 s for the freshness badges.
     stale_after = runtime.settings.stale_after_s
     table = runtime.view("market_table", (snapshot.version, int(time.time()) // 5),
                          lambda: market_table(snapshot, stocks, stale_after))
     market_figures(table, snapshot, stale_after)
-    market_dataframe(table, stale_after)
+    shown = shown_rows(table, sectors, watch, only)
+    if shown.empty:
+        st.caption("No traded stock matches the sector filter and watchlist.")
+    market_dataframe(shown, stale_after)
     movers_tables(table)
     # The table is drawn on a canvas; the same figures in text, for people and browser tests.
     with st.expander("As text"):
@@ -87,4 +154,4 @@ def live_market() -> None:
                           f"transactions {row.Transactions}" for row in table.itertuples(index=False)))
 
 
-live_market()
+live_market(*view_controls())

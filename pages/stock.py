@@ -1,4 +1,4 @@
-"""Stock: one symbol's candles (1m/5m) with volume and VWAP, its figures and its latest trades.
+"""Stock: one symbol's candles (1m/5m/15m/1h) with volume and VWAP, its figures and its latest trades.
 
 Deep link: ``/stock?symbol=INFY``.
 """
@@ -8,11 +8,12 @@ import streamlit as st
 from pipeline.domain.metrics import StockAggregate
 from pipeline.domain.snapshot import MarketSnapshot
 from ui.charts import candlestick
+from ui.exchange import ZONE_NOTE, ist_text
 from ui.format import ago, candles_frame, plain, recent_trades
 from ui.runtime import get_runtime, listed_stocks
 from ui.status import show_service_banners
 
-INTERVALS = {"1m": 60, "5m": 300}
+INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}  # 15m and 1h are merged from the 1m candles
 PRICE = st.column_config.NumberColumn(format="₹%.2f")
 
 runtime = get_runtime()
@@ -28,7 +29,7 @@ st.query_params["symbol"] = symbol
 if requested and requested not in symbols:
     st.warning("The symbol in the link is not a listed stock; showing the first one instead.", icon="⚠️")
 st.title(f"📈 {plain(symbol)} · {plain(stocks[symbol].company)}")
-st.caption(plain(stocks[symbol].sector))
+st.caption(f"{plain(stocks[symbol].sector)} · {ZONE_NOTE}")
 
 
 def stock_figures(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
@@ -45,11 +46,13 @@ def stock_figures(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
                      help="shares traded; the share bought is the volume of buy-side trades")
     bottom[2].metric("Late ticks", f"{late:,}", help="counted in these figures, left out of candles")
     bottom[3].metric("Rejected", f"{rejected:,}", help="set aside with a reason, not counted")
-    st.caption(f"Last trade {aggregate.last_trade_time:%Y-%m-%d %H:%M:%S} UTC · updated {ago(snapshot.updated_at)}")
+    st.caption(f"Last trade {ist_text(aggregate.last_trade_time)} · updated {ago(snapshot.updated_at)}")
 
 
 def candle_chart(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
-    candles = candles_frame(snapshot, symbol, INTERVALS[interval])
+    # 15m and 1h candles are merged from the 1m ones: once per state change, not at every redraw.
+    candles = runtime.view(f"candle_frame/{symbol}/{interval}", snapshot.version,
+                           lambda: candles_frame(snapshot, symbol, INTERVALS[interval]))
     if candles.empty:
         st.info("Candles start with the next trade of this symbol.", icon="💡")
         return
@@ -68,8 +71,8 @@ def latest_trades(snapshot: MarketSnapshot) -> None:
         return
     st.dataframe(trades, hide_index=True, width="stretch", height=280, column_config={
         "Price": PRICE,
-        "Trade time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-        "Ingest time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+        "Trade time (IST)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+        "Ingest time (IST)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
     })
 
 

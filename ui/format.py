@@ -6,23 +6,24 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pandas as pd
 
+from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle
+from pipeline.domain.metrics import merge
 from pipeline.domain.snapshot import BatchReport, MarketSnapshot
 from pipeline.domain.stocks import Stock
+from ui.exchange import IST, ist_of_timestamp, ist_text, naive_ist
 
 SPARKLINE_POINTS = 40
 LIVE, STALE = "🟢 live", "🟠 stale"
 
-MARKET_COLUMNS = ["Symbol", "Freshness", "Company", "NAV", "Change %", "Trend", "High", "Low", "VWAP", "Volume",
-                  "Buy %", "Transactions", "Last trade (UTC)"]
-
-
-def _naive_utc(moment: datetime | None) -> datetime | None:
-    """Streamlit and Altair show naive datetimes as they are: keep them in UTC."""
-    return None if moment is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
+# The pipeline stores 1-minute and 5-minute candles (CANDLE_INTERVALS_S); longer ones are merged here from
+# the 1-minute ones.
+SESSION_OPEN_UTC_S = 3 * 3600 + 45 * 60  # 09:15 IST is 03:45 UTC (India keeps no daylight saving time)
+MARKET_COLUMNS = ["Symbol", "Link", "Freshness", "Company", "Sector", "NAV", "Change %", "Trend", "High", "Low",
+                  "Volume", "Buy %", "Transactions", "Last trade (IST)"]
 
 
 def sparkline(snapshot: MarketSnapshot, symbol: str, points: int = SPARKLINE_POINTS) -> list[float]:
@@ -45,16 +46,17 @@ def market_table(snapshot: MarketSnapshot, stocks: Mapping[str, Stock], stale_af
     for symbol, agg in sorted(snapshot.stocks.items()):
         rows.append({
             "Symbol": symbol,
+            "Link": f"stock?symbol={symbol}",
             "Company": stocks[symbol].company if symbol in stocks else "",
+            "Sector": stocks[symbol].sector if symbol in stocks else "",
             "NAV": float(agg.nav),
             "Change %": round(agg.change_pct, 2) if agg.change_pct is not None else None,
             "High": float(agg.high),
             "Low": float(agg.low),
-            "VWAP": float(agg.vwap) if agg.vwap is not None else None,
             "Volume": agg.volume,
             "Buy %": round(agg.buy_volume / agg.volume * 100, 1) if agg.volume else None,
             "Transactions": agg.trades,
-            "Last trade (UTC)": _naive_utc(agg.last_trade_time),
+            "Last trade (IST)": naive_ist(agg.last_trade_time),
             "Trend": sparkline(snapshot, symbol),
             "Freshness": freshness_badge(agg.last_trade_time, stale_after_s, now),
         })
@@ -108,19 +110,40 @@ def ago(timestamp: float | None, now: float | None = None) -> str:
         return f"{seconds:.0f} s ago"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min ago"
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return ist_text(datetime.fromtimestamp(timestamp, tz=IST), seconds=False)
+
+
+def merged_candles(candles: Sequence[Candle], interval_s: int) -> list[Candle]:
+    """Candles of ``interval_s`` (a multiple of the candles' own interval) made by merging the given
+    candles window by window; a merged candle is revised if any of its parts was. Windows are anchored
+    at the NSE's opening bell, 09:15 IST, as Indian charts do: hourly candles start at 09:15, 10:15, ..."""
+    anchor = SESSION_OPEN_UTC_S % interval_s
+    windows: dict[int, Candle] = {}
+    for candle in candles:
+        start = (candle.start_s - anchor) // interval_s * interval_s + anchor
+        old = windows.get(start)
+        windows[start] = Candle(candle.symbol, interval_s, start, merge(old.metrics if old else None, candle.metrics),
+                                candle.revised or (old is not None and old.revised))
+    return [windows[start] for start in sorted(windows)]
+
+
+def candles_of(snapshot: MarketSnapshot, symbol: str, interval_s: int) -> Sequence[Candle]:
+    """The stored candles of an interval the pipeline keeps, else merged from the 1-minute ones."""
+    if interval_s in CANDLE_INTERVALS_S:
+        return snapshot.candles.get((symbol, interval_s), ())
+    return merged_candles(snapshot.candles.get((symbol, 60), ()), interval_s)
 
 
 def candles_frame(snapshot: MarketSnapshot, symbol: str, interval_s: int, last: int = 120) -> pd.DataFrame:
     """The ``last`` candles, one row each with OHLC, volume, and the VWAP since the first of them."""
     rows = []
     turnover = volume = 0
-    for candle in snapshot.candles.get((symbol, interval_s), ())[-last:]:
+    for candle in list(candles_of(snapshot, symbol, interval_s))[-last:]:
         m = candle.metrics
         turnover += m.turnover
         volume += m.volume
         rows.append({
-            "Start": datetime.fromtimestamp(candle.start_s, tz=timezone.utc).replace(tzinfo=None),
+            "Start": ist_of_timestamp(candle.start_s),
             "Open": float(m.open), "High": float(m.high), "Low": float(m.low), "Close": float(m.nav),
             "Volume": m.volume, "Transactions": m.trades,
             "VWAP": float(turnover / volume) if volume else None,
@@ -135,16 +158,16 @@ def recent_trades(snapshot: MarketSnapshot, symbol: str, count: int = 50) -> pd.
     """The symbol's latest ticks in memory, newest first."""
     ticks = snapshot.recent_ticks.get(symbol, ())[-count:]
     return pd.DataFrame(
-        [{"Trade time (UTC)": _naive_utc(t.trade_time), "Ingest time (UTC)": _naive_utc(t.ingest_time),
+        [{"Trade time (IST)": naive_ist(t.trade_time), "Ingest time (IST)": naive_ist(t.ingest_time),
           "Price": float(t.price), "Quantity": t.quantity, "Side": t.side or "", "Trade id": t.trade_id or "",
           "Event id": t.event_id} for t in reversed(ticks)],
-        columns=["Trade time (UTC)", "Ingest time (UTC)", "Price", "Quantity", "Side", "Trade id", "Event id"],
+        columns=["Trade time (IST)", "Ingest time (IST)", "Price", "Quantity", "Side", "Trade id", "Event id"],
     )
 
 
 def batches_frame(reports: Sequence[BatchReport]) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"Finished": datetime.fromtimestamp(r.finished_at, tz=timezone.utc).replace(tzinfo=None),
+        [{"Finished": ist_of_timestamp(r.finished_at),
           "Batch duration (ms)": round(r.duration_s * 1000, 1), "Messages": r.messages, "Trades": r.ticks}
          for r in reports],
         columns=["Finished", "Batch duration (ms)", "Messages", "Trades"],

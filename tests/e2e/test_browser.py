@@ -122,11 +122,12 @@ def screenshot(page: Page, path: Path) -> None:
 
 
 def choose(page: Page, label: str, option: str) -> None:
-    """Pick an option of a select box by typing it, as a keyboard user would."""
+    """Pick an option of a select box by typing it and choosing it from the filtered list (pressing Enter
+    before the list has filtered would leave the typed text in the box without selecting anything)."""
     box = page.get_by_role("combobox", name=label)
     box.click()
     box.fill(option)
-    box.press("Enter")
+    page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
     expect(box).to_have_value(option, timeout=10_000)
 
 
@@ -225,3 +226,78 @@ def test_every_page_is_screenshotted_with_live_data(browser_page: Page, app_sett
     for name in ("market", "stock", "simulator", "pipeline"):
         assert (screenshots / f"{name}.png").stat().st_size > 10_000
     no_console_errors(page)
+
+
+HH_MM = re.compile(r"^\d{2}:\d{2}$")
+
+
+def minutes_apart(label: str, moment: datetime) -> int:
+    """Distance on a 24-hour clock between an ``HH:MM`` label and a moment's wall clock."""
+    hours, minutes = map(int, label.split(":"))
+    gap = abs(hours * 60 + minutes - (moment.hour * 60 + moment.minute))
+    return min(gap, 24 * 60 - gap)
+
+
+def test_market_at_1440_links_to_stock_keeps_the_watchlist_and_charts_in_ist(browser_page: Page, app_url: str,
+                                                                             screenshots: Path):
+    """In a browser whose zone is New York (10 h 30 min behind India) at 1440x1000: the Market page has no
+    horizontal scroll, a watchlist in the URL survives a reload, a symbol opens its Stock page, and the
+    candle chart's axis labels are IST on a 24-hour clock (the server converts; the browser's zone is moot)."""
+    context = browser_page.context.browser.new_context(viewport={"width": 1440, "height": 1000},
+                                                       timezone_id="America/New_York")
+    page = context.new_page()
+    try:
+        page.goto(f"{app_url}/?watch=INFY,TCS")
+        frame = page.get_by_test_id("stDataFrame").first
+        expect(frame).to_be_visible(timeout=60_000)
+        watchlist = page.get_by_test_id("stMultiSelect").filter(has_text="Watchlist")
+        expect(watchlist).to_contain_text("INFY", timeout=10_000)
+        expect(watchlist).to_contain_text("TCS")
+        expect(page.get_by_text("times in IST").first).to_be_visible()
+        expect(page.get_by_text(re.compile(r"NSE (open|closed)"))).to_be_visible()
+        page.screenshot(path=screenshots / "market-1440.png")
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        # Nor does the table scroll sideways inside itself (it is drawn on a canvas in a scroller).
+        scroller = frame.locator(".dvn-scroller").first
+        expect(scroller).to_be_attached()
+        assert scroller.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), scroller.evaluate(
+            "e => [e.scrollWidth, e.clientWidth]")
+
+        page.reload()
+        expect(page).to_have_url(re.compile(r"[?&]watch=INFY(%2C|,)TCS"), timeout=30_000)
+        expect(page.get_by_test_id("stMultiSelect").filter(has_text="Watchlist")).to_contain_text("TCS",
+                                                                                                   timeout=30_000)
+
+        # Only INFY in the table: its symbol cell is the first one; it opens the Stock page.
+        page.goto(f"{app_url}/?watch=INFY&only=watchlist")
+        expect(page.get_by_role("switch", name="Watchlist only")).to_be_checked(timeout=60_000)
+        frame = page.get_by_test_id("stDataFrame").first
+        expect(frame).to_be_visible(timeout=30_000)
+        box = frame.bounding_box()
+        assert box is not None
+        x, y = box["x"] + 24, box["y"] + 35 + 17  # below the header row, on "INFY"
+        page.mouse.move(x, y)
+        # The grid is a canvas: it shows a pointer once it has laid the link out under the mouse.
+        expect(frame.locator("canvas").first).to_have_css("cursor", "pointer", timeout=10_000)
+        with context.expect_page(timeout=30_000) as opened:
+            page.mouse.click(x, y)
+        stock = opened.value
+        expect(stock).to_have_url(re.compile(r"/stock\?symbol=INFY$"), timeout=30_000)
+        expect(stock.get_by_role("heading", level=1)).to_contain_text("INFY", timeout=30_000)
+
+        chart = stock.locator("[data-testid='stVegaLiteChart']").first
+        expect(chart).to_be_visible(timeout=30_000)
+        expect(chart.locator("g.role-axis-title text").filter(has_text="IST").first).to_be_attached(timeout=30_000)
+        labels = chart.locator("g.role-axis-label text")
+        expect(labels.filter(has_text=HH_MM).first).to_be_attached(timeout=30_000)
+        times = [t for t in labels.all_text_contents() if HH_MM.match(t)]
+        now_ist = datetime.now(timezone(timedelta(hours=5, minutes=30)))
+        now_browser = datetime.now(timezone(timedelta(hours=-5)))  # New York in November (EST)
+        # The candles span the last hour or so: every label is near India's clock, none near New York's or UTC's.
+        assert times and all(minutes_apart(t, now_ist) <= 90 for t in times), (times, now_ist)
+        assert not any(minutes_apart(t, now_browser) <= 90 for t in times), times
+        assert not any(re.search(r"[AP]M", t) for t in labels.all_text_contents())
+        stock.screenshot(path=screenshots / "stock-ist.png")
+        print(f"\nIST axis labels: {times}")
+    finally:
+        context.close()

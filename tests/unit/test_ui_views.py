@@ -70,7 +70,9 @@ def test_recent_trades_are_newest_first_with_both_times():
              for i in range(3)]
     frame = recent_trades(state_with(agg("AAA", "10", "12"), ticks=ticks), "AAA")
     assert list(frame["Trade id"]) == ["t2", "t1", "t0"]
-    assert frame.iloc[0]["Ingest time (UTC)"] == datetime(2025, 11, 24, 9, 15, 3)
+    # Stored in UTC, shown in IST (UTC+05:30) as a naive wall-clock time: 09:15:03 UTC is 14:45:03 IST.
+    assert frame.iloc[0]["Ingest time (IST)"] == datetime(2025, 11, 24, 14, 45, 3)
+    assert frame.iloc[0]["Trade time (IST)"] == datetime(2025, 11, 24, 14, 45, 2)
 
 
 def test_scenario_expectations_follow_event_time_not_arrival():
