@@ -21,10 +21,10 @@ def ist_time_columns(frame: pd.DataFrame, column: str) -> pd.DataFrame:
                            f"{column} IST": wall.dt.strftime(TOOLTIP_TIME)})
 
 
-def ist_axis(column: str, title: str) -> alt.X:
+def ist_axis(column: str, title: str, label_format: str = AXIS_TIME) -> alt.X:
     """An x channel for ``<column> ms`` from ``ist_time_columns``: UTC scale, 24-hour labels."""
     return alt.X(f"{column} ms:T", title=title, scale=alt.Scale(type="utc"),
-                 axis=alt.Axis(format=AXIS_TIME, labelOverlap=True))
+                 axis=alt.Axis(format=label_format, labelOverlap=True))
 
 
 def candlestick(candles: pd.DataFrame, low: float, high: float, interval_label: str) -> alt.LayerChart:
@@ -63,7 +63,8 @@ def candlestick(candles: pd.DataFrame, low: float, high: float, interval_label: 
 def batch_timeline(batches: pd.DataFrame) -> alt.LayerChart:
     """Micro-batch duration and size over time."""
     batches = ist_time_columns(batches, "Finished")
-    base = alt.Chart(batches).encode(x=ist_axis("Finished", "Time (IST, 24-hour)"))
+    # Batches come seconds apart: minutes alone would label every tick alike.
+    base = alt.Chart(batches).encode(x=ist_axis("Finished", "Time (IST, 24-hour)", "%H:%M:%S"))
     duration = base.mark_line(point=True).encode(
         y=alt.Y("Batch duration (ms):Q"),
         tooltip=[alt.Tooltip("Finished IST:N", title="Finished (IST)"), "Batch duration (ms):Q", "Messages:Q",
