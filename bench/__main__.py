@@ -91,7 +91,8 @@ class Bench:
                  "started_s": round(run.started_at - self.t0, 2), "ended_s": round(run.ended_at - self.t0, 2),
                  "timeline": timeline}
         self.phases.append(phase)
-        print(f"[bench]   p50 {stats.p50_s} s, p99 {stats.p99_s} s, achieved {run.achieved_per_s:,.0f}/s", flush=True)
+        p50, p99 = (f"{value:.3f}" if value is not None else "–" for value in (stats.p50_s, stats.p99_s))
+        print(f"[bench]   p50 {p50} s, p99 {p99} s, achieved {run.achieved_per_s:,.0f}/s", flush=True)
         return phase
 
     # -- the run -----------------------------------------------------------------------------------
