@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.services.relay import ChangeRelay
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.sinks import mongo, topics
 from pipeline.sinks.mongo import seed_stocks
@@ -181,3 +183,21 @@ def isolated(stack: Settings, data_dir: Path, prefix: str) -> Settings:
         client.close()
     topics.ensure_topics(settings)
     return settings
+
+
+class RunningRelay:
+    """A ChangeRelay in a thread of this process, so a test can give it a short delivery timeout, preset its
+    state and read its status as it goes."""
+
+    def __init__(self, settings: Settings, delivery_timeout_s: float = 10.0) -> None:
+        self.relay = ChangeRelay(settings, delivery_timeout_s=delivery_timeout_s)
+        self.thread = threading.Thread(target=self.relay.run, name="test-relay", daemon=True)
+
+    def __enter__(self) -> ChangeRelay:
+        self.thread.start()
+        return self.relay
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.relay.stop.set()
+        self.thread.join(timeout=self.relay.delivery_timeout_s + 60)
+        assert not self.thread.is_alive(), "the relay did not stop"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -22,12 +21,13 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
 from pipeline.services.paths import relay_paths
-from pipeline.services.relay import ChangeRelay, ResumeTokenStore
+from pipeline.services.relay import ResumeTokenStore
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
 from pipeline.waits import wait_until
 from stack.local import LocalStack
 from stack.process import free_port, free_port_pair
+from tests.children import RunningRelay
 
 pytestmark = [pytest.mark.integration]
 OPLOG_ENTRIES = 200  # the stand-in trims to this about once a second
@@ -111,23 +111,6 @@ def test_a_trimmed_resume_point_is_refused_as_history_lost(client: MongoClient) 
     collection.insert_one({"after": 2})
     with collection.watch(resume_after=newest["_id"]) as stream:
         assert next_event(stream, "the event after a kept token")["fullDocument"]["after"] == 2
-
-
-class RunningRelay:
-    """A ChangeRelay in a thread of this process, so the test can read its status as it goes."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.relay = ChangeRelay(settings, delivery_timeout_s=10)
-        self.thread = threading.Thread(target=self.relay.run, name="oplog-test-relay", daemon=True)
-
-    def __enter__(self) -> ChangeRelay:
-        self.thread.start()
-        return self.relay
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.relay.stop.set()
-        self.thread.join(timeout=60)
-        assert not self.thread.is_alive(), "the relay did not stop"
 
 
 def relay_settings(local: LocalStack, collection: Collection, data_dir: Path) -> Settings:

@@ -5,7 +5,6 @@ trades topic (once or more: at-least-once), the relay says what happened, and it
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -16,7 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 
 from pipeline.services.paths import relay_paths
-from pipeline.services.relay import ChangeRelay, ResumeTokenStore
+from pipeline.services.relay import ResumeTokenStore
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
 from pipeline.sinks.mongo import seed_stocks
@@ -24,7 +23,7 @@ from pipeline.sinks.topics import TRADES_MAX_MESSAGE_BYTES
 from pipeline.waits import wait_until
 from stack.local import LocalStack
 from stack.process import free_port, free_port_pair
-from tests.children import isolated
+from tests.children import RunningRelay, isolated
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
 DELIVERY_TIMEOUT_S = 5.0
@@ -38,23 +37,6 @@ def relay_stack(base_settings: Settings, tmp_path_factory: pytest.TempPathFactor
     local.start()
     yield local
     local.stop()
-
-
-class RunningRelay:
-    """A ChangeRelay in a thread of this process (so a drill can give it a short delivery timeout)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.relay = ChangeRelay(settings, delivery_timeout_s=DELIVERY_TIMEOUT_S)
-        self.thread = threading.Thread(target=self.relay.run, name="drill-relay", daemon=True)
-
-    def __enter__(self) -> ChangeRelay:
-        self.thread.start()
-        return self.relay
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.relay.stop.set()
-        self.thread.join(timeout=DELIVERY_TIMEOUT_S + 60)
-        assert not self.thread.is_alive(), "the relay did not stop"
 
 
 def own_pipeline(local: LocalStack, data_dir: Path, topic_configs: dict[str, str] | None = None) -> Settings:
@@ -96,7 +78,7 @@ def wait_for_distinct(settings: Settings, count: int, timeout: float = 120) -> l
 def test_kafka_down_past_the_delivery_timeout_loses_nothing(relay_stack: LocalStack, tmp_path: Path):
     settings = own_pipeline(relay_stack, tmp_path)
     transactions = mongo.client(settings)[settings.database]["transaction"]
-    with RunningRelay(settings) as relay:
+    with RunningRelay(settings, DELIVERY_TIMEOUT_S) as relay:
         transactions.insert_many([trade(n) for n in range(50)])
         wait_for_distinct(settings, 50)
         relay_stack.services["kafka"].stop()
@@ -115,7 +97,7 @@ def test_an_event_over_the_brokers_limit_is_set_aside_and_the_stream_goes_on(rel
     # A topic made elsewhere, with the broker's default limit (1 MiB): the relay learns it from the refusal.
     settings = own_pipeline(relay_stack, tmp_path, {"max.message.bytes": str(1024 * 1024)})
     transactions = mongo.client(settings)[settings.database]["transaction"]
-    drill = RunningRelay(settings)
+    drill = RunningRelay(settings, DELIVERY_TIMEOUT_S)
     # As if the topic's limit could not be read (no right to describe it): the relay learns it from the refusal.
     drill.relay.limit = TRADES_MAX_MESSAGE_BYTES
     with drill as relay:
@@ -137,14 +119,14 @@ def test_the_resume_token_is_stored_only_for_what_kafka_acknowledged(stack: Sett
     token_path, _ = relay_paths(settings)
     transactions = mongo.client(settings)[settings.database]["transaction"]
     unreachable = settings.with_changes(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
-    with RunningRelay(unreachable) as relay:
+    with RunningRelay(unreachable, DELIVERY_TIMEOUT_S) as relay:
         transactions.insert_many([trade(n) for n in range(10)])
         wait_until(lambda: relay.status.values["state"] == "retrying", timeout=DELIVERY_TIMEOUT_S + 60,
                    what="the relay failing to deliver", describe=lambda: repr(relay.status.values))
         token, start_at = ResumeTokenStore(token_path).load()
         assert token is None, "a token was stored for events Kafka never acknowledged"
         assert start_at is not None, "the first start position is kept, so a later start begins before those events"
-    with RunningRelay(settings) as relay:
+    with RunningRelay(settings, DELIVERY_TIMEOUT_S) as relay:
         events = wait_for_distinct(settings, 10)
         wait_until(lambda: ResumeTokenStore(token_path).load()[0] is not None, timeout=30,
                    what="the token stored once Kafka acknowledged")
