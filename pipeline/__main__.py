@@ -1,7 +1,7 @@
 """``python -m pipeline job``: run the streaming job on its own, until SIGTERM or Ctrl-C.
 
-Aggregates go to MongoDB (``stock_aggregates``) as they do when the app hosts the job; with
-``STREAM_MODE=realtime``, to the real-time aggregates topic (see ``pipeline.spark.realtime``). Addresses
+Aggregates go to MongoDB (``stock_aggregates``) as they do when the app hosts the job; in the default
+``STREAM_MODE=realtime``, valid trades also go to the live-ticks topic (see ``pipeline.spark.realtime``). Addresses
 come from the environment (see README "Configuration"). A query that fails (Kafka or MongoDB gone)
 is restarted from its checkpoint with backoff; each failure is logged in one line.
 """
@@ -15,9 +15,7 @@ import sys
 import threading
 
 from pipeline.settings import Settings, SettingsError
-from pipeline.spark.microbatch import MarketJob
-from pipeline.spark.realtime import RealtimeJob
-from pipeline.spark.supervisor import SupervisedQuery
+from pipeline.spark.jobs import StreamingJobs
 
 MISSING_JARS = ("SPARK_JARS is not set: Spark's Kafka source needs its jars. Run\n"
                 "  SPARK_JARS=\"$(python -m stack.jvm spark-jars)\" python -m pipeline job\n"
@@ -39,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if not settings.spark_jars and not args.submitted:
             raise SettingsError(MISSING_JARS)
-        job: SupervisedQuery = RealtimeJob(settings) if settings.stream_mode == "realtime" else MarketJob(settings)
-        job.start_in_background()
+        job = StreamingJobs(settings).start_in_background()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

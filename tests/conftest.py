@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.domain.state import MarketState
+from pipeline.settings import PROJECT_ROOT, STREAM_MODES, Settings
 from pipeline.sinks import mongo
-from pipeline.spark.microbatch import MarketJob
+from pipeline.spark.jobs import StreamingJobs
 from pipeline.spark.session import spark_session
 from pipeline.waits import WaitTimeout, wait_until
 from stack.jvm import spark_jars
@@ -91,9 +92,10 @@ def spark(base_settings: Settings):
     session.stop()
 
 
-@pytest.fixture(scope="session")
-def market_job(stack: Settings, spark) -> Iterator[MarketJob]:
-    job = MarketJob(stack, spark=spark).start()
+@pytest.fixture(scope="session", params=STREAM_MODES)
+def market_job(request: pytest.FixtureRequest, stack: Settings, spark) -> Iterator[StreamingJobs]:
+    """The job as the app runs it, in each stream mode the README offers (tests that use it run once per mode)."""
+    job = StreamingJobs(stack.with_changes(stream_mode=request.param), MarketState(), spark=spark).start()
     yield job
     job.stop()
 

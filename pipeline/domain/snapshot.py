@@ -105,6 +105,7 @@ class BatchResult:
     deletes: int = 0
     set_aside: SetAside | None = None
     report: BatchReport | None = None
+    offsets: Mapping[int, int] = field(default_factory=dict)  # per trades-topic partition, the greatest offset applied
 
     @property
     def changes_market(self) -> bool:
@@ -120,3 +121,4 @@ class Persisted:
     rejected_by_reason: Mapping[str, int] | None = None
     rejected_by_symbol: Mapping[str, int] | None = None
     late_by_symbol: Mapping[str, int] | None = None
+    offsets: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # per symbol, what its aggregate holds

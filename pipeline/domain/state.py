@@ -11,10 +11,10 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import MappingProxyType
 
 from pipeline.domain.candles import CANDLE_HISTORY_S, Candle, merge_candle
+from pipeline.domain.live import LiveTick, LiveTicks
 from pipeline.domain.metrics import StockAggregate, merge
 from pipeline.domain.snapshot import BatchReport, BatchResult, Freshness, MarketSnapshot, Persisted, Tick
 
@@ -50,6 +50,12 @@ class MarketState:
     _query_error: str | None = None
     _changed: threading.Condition = field(init=False, repr=False)
     _cached: MarketSnapshot | None = field(default=None, repr=False)
+    # The record's recent ticks and candle series, rebuilt only when the record changes (live ticks
+    # change the snapshot many times a second; re-sorting every candle each time would cost a core).
+    _recorded: tuple[int, dict, dict] | None = field(default=None, repr=False)
+    _recorded_version: int = 0
+    _live: LiveTicks = field(default_factory=LiveTicks, repr=False)
+    _live_seen: deque = field(default_factory=lambda: deque(maxlen=FRESHNESS_SAMPLES_KEPT), repr=False)
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -72,27 +78,11 @@ class MarketState:
             for symbol, (aggregate, batch_id) in persisted.aggregates.items():
                 self._stocks[symbol] = aggregate
                 self._applied_batch[symbol] = batch_id
+            self._live.confirm(persisted.offsets, self._latest_us())
             self._version += 1
+            self._recorded_version += 1
             self._updated_at = time.time() if persisted.aggregates else self._updated_at
             self._changed.notify_all()
-
-    def install_aggregates(self, aggregates: Iterable[StockAggregate], ingest_times: Iterable[datetime] = ()) -> None:
-        """Since-start aggregates computed elsewhere (real-time mode). Each replaces its symbol's unless it
-        counts fewer trades: after a restart the producer may send an older one again."""
-        applied_at = time.time()
-        with self._lock:
-            changed = False
-            for aggregate in aggregates:
-                held = self._stocks.get(aggregate.symbol)
-                if held is None or aggregate.trades > held.trades:
-                    self._stocks[aggregate.symbol] = aggregate
-                    changed = True
-            self._freshness.extend((applied_at, applied_at - t.timestamp()) for t in ingest_times)
-            if changed:
-                self._version += 1
-                self._updated_at = applied_at
-                self._query_error = None
-                self._changed.notify_all()
 
     def merged_with(self, batch_id: int, aggregates: Iterable[StockAggregate]) -> list[StockAggregate]:
         """Each batch aggregate merged into what is known, leaving out symbols that already have
@@ -105,9 +95,35 @@ class MarketState:
             ]
 
     def latest_trade_us(self) -> dict[str, int]:
-        """Per symbol, the greatest event time seen so far (epoch microseconds)."""
+        """Per symbol, the greatest event time the record holds (epoch microseconds)."""
         with self._lock:
-            return {symbol: int(a.nav_time.timestamp() * 1_000_000) for symbol, a in self._stocks.items()}
+            return self._latest_us()
+
+    def _latest_us(self) -> dict[str, int]:
+        return {symbol: int(a.nav_time.timestamp() * 1_000_000) for symbol, a in self._stocks.items()}
+
+    def apply_live(self, ticks: Iterable[LiveTick], lateness_s: int) -> None:
+        """Trades the real-time query passed on (``pipeline.domain.live``): on screen until the record has them."""
+        applied_at = time.time()
+        with self._lock:
+            self._live.lateness_us = lateness_s * 1_000_000
+            added = self._live.add(ticks, self._latest_us())
+            if not added:
+                return
+            self._live_seen.extend(tick.event_id for tick in added)
+            self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
+                                   for t in added if t.ingest_time is not None)
+            self._version += 1
+            self._updated_at = applied_at
+            self._changed.notify_all()
+
+    def reset_live(self) -> None:
+        """The live feed lost its place (it reconnected): show the record alone until it is past the gap."""
+        with self._lock:
+            if self._live.pending:
+                self._live.reset()
+                self._version += 1
+                self._changed.notify_all()
 
     def merged_candles(self, batch_id: int, candles: Iterable[Candle], latest_before_us: Mapping[str, int]) -> list[Candle]:
         """Like :meth:`merged_with`, for candles; ``latest_before_us`` decides which are revised."""
@@ -144,8 +160,11 @@ class MarketState:
             if result.report is not None:
                 self._last_batch = result.report
                 self._reports.append(result.report)
+            live_seen = set(self._live_seen) if self._live_seen else set()
             self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
-                                   for t in ticks if t.ingest_time is not None)
+                                   for t in ticks if t.ingest_time is not None and t.event_id not in live_seen)
+            self._live.confirm({a.symbol: result.offsets for a in result.aggregates}, self._latest_us())
+            self._recorded_version += 1
             if result.changes_market:
                 self._version += 1
                 self._updated_at = applied_at
@@ -191,13 +210,20 @@ class MarketState:
         with self._lock:
             if self._cached is not None and self._cached.version == self._version:
                 return self._cached
+            recent, candles = self._recorded_views()
+            stocks: Mapping[str, StockAggregate] = self._stocks
+            if self._live.symbols():
+                latest = self._latest_us()
+                stocks = self._live.stocks_with_live(stocks)
+                recent = self._live.recent_with_live(recent, self.recent_ticks_kept)
+                candles = self._live.candles_with_live(candles, latest)
             self._cached = MarketSnapshot(
-                stocks=MappingProxyType(dict(self._stocks)),
-                recent_ticks=MappingProxyType({symbol: tuple(ticks) for symbol, ticks in self._recent.items()}),
+                stocks=MappingProxyType(dict(stocks)),
+                recent_ticks=MappingProxyType(recent),
                 rejected_by_reason=MappingProxyType(dict(self._rejected)),
                 late_by_symbol=MappingProxyType(dict(self._late)),
                 rejected_by_symbol=MappingProxyType(dict(self._rejected_symbols)),
-                candles=MappingProxyType(self._candle_series()),
+                candles=MappingProxyType(candles),
                 deletes=self._deletes,
                 version=self._version,
                 updated_at=self._updated_at,
@@ -206,6 +232,12 @@ class MarketState:
                 dropped_as_old=self._dropped_as_old,
             )
             return self._cached
+
+    def _recorded_views(self) -> tuple[dict[str, tuple[Tick, ...]], dict[tuple[str, int], tuple[Candle, ...]]]:
+        if self._recorded is None or self._recorded[0] != self._recorded_version:
+            recent = {symbol: tuple(ticks) for symbol, ticks in self._recent.items()}
+            self._recorded = (self._recorded_version, recent, self._candle_series())
+        return self._recorded[1], self._recorded[2]
 
     def _candle_series(self) -> dict[tuple[str, int], tuple[Candle, ...]]:
         series: dict[tuple[str, int], list[Candle]] = {}

@@ -35,6 +35,7 @@ class QueryStatus:
     progress: Mapping[str, Any] = field(default_factory=dict)  # Spark's last progress report
     read_at: float | None = None  # reading mode: when the writer's output was last read
     last_batch: int | None = None  # reading mode: the newest batch read
+    live: str | None = None  # the default mode's live-ticks path: where it stands, or why it is down
 
     def describe(self) -> str:
         """One line for a status card."""
@@ -42,7 +43,9 @@ class QueryStatus:
         if self.state is QueryState.READING:
             text = f"runs elsewhere; this app reads what it writes (batch {self.last_batch})"
         elif self.state is QueryState.RUNNING:
-            text = f"running in {'real-time' if self.mode == 'realtime' else 'micro-batch'} mode"
+            text = "running: micro-batch record with live ticks" if self.mode == "realtime" else "running in micro-batch mode"
+            if self.live and not self.live.endswith("running"):
+                text += f" ({self.live})"
         if self.restarts:
             text += f" · restarted {self.restarts} time(s)"
         return text

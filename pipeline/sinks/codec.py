@@ -9,7 +9,6 @@ and the rows Spark hands over. Which fields are decimals and times comes from th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Context, Decimal
@@ -83,12 +82,3 @@ def from_spark(row: Mapping[str, Any]) -> StockAggregate:
     for name in TIME_FIELDS:
         values[name] = utc_from_micros(values[name])
     return StockAggregate(row["symbol"], **values)
-
-
-def from_spark_json(value: bytes) -> tuple[StockAggregate, datetime | None]:
-    """A message Spark wrote with ``to_json`` (real-time mode): the aggregate, and when its latest tick
-    entered Kafka (``last_ingest_us``)."""
-    fields = json.loads(value, parse_float=Decimal)  # exact decimals, as Spark wrote them
-    for name in DECIMAL_FIELDS:
-        fields[name] = Decimal(fields[name])
-    return from_spark(fields), utc_from_micros(fields.get("last_ingest_us"))

@@ -23,7 +23,7 @@ from pipeline.domain.status import QueryState, QueryStatus
 from pipeline.settings import Settings
 from pipeline.sinks import codec, mongo
 from pipeline.sinks.ledger import Ledger, dead_letters, late_ledger
-from pipeline.sinks.store import AggregateStore, CandleStore
+from pipeline.sinks.store import AggregateStore, CandleStore, stored_offsets
 
 log = logging.getLogger("stockdash.reader")
 T = TypeVar("T")
@@ -91,9 +91,10 @@ class AggregateReader:
             return False
         counts = {"rejected_by_reason": rejected.counts(), "late_by_symbol": late.counts(),
                   "rejected_by_symbol": rejected.counts(by="symbol")} if counts_due else {}
+        decoded = {doc["_id"]: (aggregate, doc) for doc in stored if (aggregate := _decoded(codec.from_bson, doc)) is not None}
         self.state.load(Persisted(
-            aggregates={doc["_id"]: (aggregate, doc["batch_id"]) for doc in stored
-                        if (aggregate := _decoded(codec.from_bson, doc)) is not None},
+            aggregates={symbol: (aggregate, doc["batch_id"]) for symbol, (aggregate, doc) in decoded.items()},
+            offsets={symbol: offsets for symbol, (_, doc) in decoded.items() if (offsets := _decoded(stored_offsets, doc))},
             candles=tuple((candle, doc["batch_id"]) for doc in candle_docs
                           if (candle := _decoded(codec.candle_from_bson, doc)) is not None), **counts))
         if counts_due:

@@ -9,7 +9,7 @@ checkpoint (new lineage) means the stream is re-read from the start and old docu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,6 +41,11 @@ def _to_document(aggregate: StockAggregate, batch_id: int, lineage: str) -> dict
     return {"_id": aggregate.symbol, **codec.to_bson(aggregate), "batch_id": batch_id, "lineage": lineage}
 
 
+def stored_offsets(document: dict) -> dict[int, int]:
+    """Per trades-topic partition, the offset up to which an aggregate holds its symbol's trades."""
+    return {int(partition): int(offset) for partition, offset in (document.get("offsets") or {}).items()}
+
+
 def _collection(db: Database, name: str) -> Collection:
     return db.get_collection(name, codec_options=CodecOptions(tz_aware=True, tzinfo=timezone.utc))
 
@@ -52,13 +57,18 @@ class AggregateStore:
         self.collection = _collection(db, COLLECTION)
         self.lineage = lineage
 
-    def load(self) -> dict[str, tuple[StockAggregate, int]]:
-        """Aggregates of this lineage with their last batch id; documents of another lineage are removed."""
+    def load(self) -> tuple[dict[str, tuple[StockAggregate, int]], dict[str, dict[int, int]]]:
+        """Aggregates of this lineage with their last batch id, and the offsets each holds; documents of
+        another lineage are removed."""
         self.collection.delete_many({"lineage": {"$ne": self.lineage}})
-        return {doc["_id"]: (codec.from_bson(doc), doc["batch_id"]) for doc in self.collection.find({})}
+        documents = list(self.collection.find({}))
+        return ({doc["_id"]: (codec.from_bson(doc), doc["batch_id"]) for doc in documents},
+                {doc["_id"]: stored_offsets(doc) for doc in documents})
 
-    def save(self, batch_id: int, aggregates: Iterable[StockAggregate]) -> None:
-        ops = [ReplaceOne({"_id": agg.symbol}, _to_document(agg, batch_id, self.lineage), upsert=True)
+    def save(self, batch_id: int, aggregates: Iterable[StockAggregate], offsets: Mapping[int, int] | None = None) -> None:
+        """``offsets``: the batch's greatest offset per partition (live ticks past it are not in these yet)."""
+        extra = {"offsets": {str(partition): offset for partition, offset in (offsets or {}).items()}}
+        ops = [ReplaceOne({"_id": agg.symbol}, {**_to_document(agg, batch_id, self.lineage), **extra}, upsert=True)
                for agg in aggregates]
         if ops:
             self.collection.bulk_write(ops, ordered=False)

@@ -24,7 +24,8 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         # The latest aggregate per symbol (key): compaction keeps one record per key.
         settings.aggregates_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
         settings.candles_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
-        settings.realtime_topic: {"cleanup.policy": "compact", "segment.ms": "60000"},
+        # Live ticks matter for a second or two (until the micro-batch query has applied them).
+        settings.live_topic: {"retention.ms": "600000", "segment.ms": "60000"},
     }
 
 

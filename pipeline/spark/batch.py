@@ -58,6 +58,7 @@ class Classified:
     late_rows: list[Any] = field(default_factory=list)
     deletes: int = 0
     messages: int = 0
+    offsets: dict[int, int] = field(default_factory=dict)  # per partition, the greatest offset in the batch
 
 
 def _tick(symbol: str, row: Any) -> Tick:
@@ -71,6 +72,7 @@ def classify(rows: Iterable[Any]) -> Classified:
     found = Classified()
     for row in rows:
         found.messages += row.messages
+        found.offsets[row.partition] = max(row.max_offset, found.offsets.get(row.partition, -1))
         if row.outcome in ("tick", "late"):
             aggregate = codec.from_spark(row.asDict())
             found.aggregates[row.symbol] = merge(found.aggregates.get(row.symbol), aggregate)
@@ -113,7 +115,7 @@ class BatchHandler:
         report = BatchReport(batch_id, time.time(), now - started, found.messages,
                              sum(a.trades for a in found.aggregates.values()), collected - started, now - collected)
         self.state.apply_batch(BatchResult(batch_id, tuple(aggregates), tuple(candles), tuple(found.ticks),
-                                           found.deletes, set_aside, report))
+                                           found.deletes, set_aside, report, found.offsets))
 
     def _persist(self, batch_id: int, aggregates: Sequence[StockAggregate], candles: Sequence[Candle],
                  found: Classified, watermarks: Mapping[str, int], latest_before: Mapping[str, int]) -> SetAside:
@@ -130,7 +132,7 @@ class BatchHandler:
         if sinks.candles is not None:
             sinks.candles.save(batch_id, candles)
         if sinks.aggregates is not None:
-            sinks.aggregates.save(batch_id, aggregates)
+            sinks.aggregates.save(batch_id, aggregates, found.offsets)
         if sinks.published is not None:
             sinks.published.publish(aggregates, candles)
         return SetAside.of(rejected, late)

@@ -99,10 +99,11 @@ class MarketJob(SupervisedQuery):
         lineage = checkpoint_lineage(checkpoint)
         aggregates, candles = AggregateStore(db, lineage), CandleStore(db, lineage)
         rejected, late = dead_letters(self.settings, db), late_ledger(self.settings, db)
+        stored, offsets = aggregates.load()
         self.state.load(Persisted(
-            aggregates=aggregates.load(), candles=tuple(candles.load(since_s=int(time.time()) - CANDLE_HISTORY_S)),
+            aggregates=stored, candles=tuple(candles.load(since_s=int(time.time()) - CANDLE_HISTORY_S)),
             rejected_by_reason=rejected.counts(), rejected_by_symbol=rejected.counts(by="symbol"),
-            late_by_symbol=late.counts()))
+            late_by_symbol=late.counts(), offsets=offsets))
         return BatchSinks(aggregates, candles, rejected, late, AggregatePublisher(self.settings))
 
     def _release(self) -> None:

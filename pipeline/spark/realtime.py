@@ -1,115 +1,97 @@
-"""Real-time mode (``STREAM_MODE=realtime``): the per-symbol figures with Spark's real-time trigger.
+"""The live-ticks query of the default mode: every valid trade, passed on with Spark's real-time trigger.
 
 A micro-batch costs 0.5-1 s here whatever its size (offsets, planning, logs, one Spark job). Spark 4.3's
 real-time mode runs one long batch per checkpoint interval whose tasks stream each record through, so a
-trade reaches its symbol's aggregate in tens of milliseconds. It has no ``foreachBatch``: the query
-writes every changed aggregate to a compacted Kafka topic (key: the symbol) and
-``pipeline.sinks.realtime_feed.RealtimeFeed`` reads that topic into MarketState.
+trade leaves this query tens of milliseconds after it reached Kafka:
 
-    Kafka (trades) -> parse -> valid ticks -> replays dropped by event id -> per-symbol metrics
-    -> Kafka (<trades topic>.realtime-aggregates) -> RealtimeFeed -> MarketState
+    Kafka (trades) -> parse (the micro-batch query's rules) -> valid ticks -> Kafka (<topic>.live-ticks)
 
-The parse, the metrics and the NAV rule are micro-batch mode's, so the numbers are the same. Left to
-micro-batch mode: candles, the rejected and late ledgers, recent ticks. Replays are dropped by id with
-no horizon (real-time mode has no ``dropDuplicatesWithinWatermark`` before Spark 5), so that state grows
-with the number of trades.
-
-Exactly once: after a crash Spark restores its state from the last checkpoint and replays what came
-after, so the topic may carry an aggregate twice, or an older one after a newer one. A symbol's
-aggregate only grows in trades, so the feed keeps the one with the most.
+It keeps no state: the micro-batch query (``pipeline.spark.microbatch``) stays the record and does
+everything else. The app's ``pipeline.sinks.live_feed.LiveFeed`` reads the live ticks into MarketState,
+which shows them on top of the record until the record has applied them (``pipeline.domain.live``).
+Each tick carries its trades-topic partition and offset for that. After a crash Spark replays from its last
+checkpoint, so a tick may come twice; the feed keeps one.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql.streaming import StreamingQuery
 
-from pipeline.domain.metrics import SCHEMA_FINGERPRINT
 from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S
-from pipeline.domain.state import MarketState
 from pipeline.settings import Settings
 from pipeline.sinks import topics
-from pipeline.sinks.realtime_feed import RealtimeFeed
 from pipeline.spark.parse import parse_change_events, valid_ticks
 from pipeline.spark.session import spark_session, trades_source
-from pipeline.spark.summary import REALTIME_SQL
 from pipeline.spark.supervisor import SupervisedQuery
 
 log = logging.getLogger("stockdash.realtime")
 
-QUERY_NAME = "stockdash_realtime"
-PLAN_VERSION = 1
+QUERY_NAME = "stockdash_live_ticks"
+PLAN_VERSION = 2
+
+LIVE_TICK_SQL = """
+SELECT symbol AS key, to_json(named_struct(
+  'symbol', symbol, 'trade_time_us', unix_micros(trade_time), 'event_id', event_id, 'trade_id', trade_id,
+  'price', CAST(price AS STRING), 'quantity', quantity, 'side', side, 'ingest_us', unix_micros(ingest_time),
+  'partition', partition, 'offset', offset)) AS value
+FROM {ticks}
+"""
 
 
-def realtime_aggregates(messages: DataFrame, max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> DataFrame:
-    """Kafka messages -> (key, value) rows of per-symbol aggregates as JSON (times in epoch microseconds)."""
-    ticks = valid_ticks(parse_change_events(messages, max_skew_s=max_skew_s)).dropDuplicates(["event_id"])
-    return messages.sparkSession.sql(REALTIME_SQL, ticks=ticks)
+def live_ticks(messages: DataFrame, max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> DataFrame:
+    """Kafka messages -> (key, value) rows: each valid trade as JSON, keyed by its symbol."""
+    ticks = valid_ticks(parse_change_events(messages, max_skew_s=max_skew_s))
+    return messages.sparkSession.sql(LIVE_TICK_SQL, ticks=ticks)
 
 
 def checkpoint_dir(settings: Settings) -> Path:
-    return settings.effective_checkpoint_dir / f"{QUERY_NAME}-v{PLAN_VERSION}-{SCHEMA_FINGERPRINT}"
+    return settings.effective_checkpoint_dir / f"{QUERY_NAME}-v{PLAN_VERSION}"
 
 
-def realtime_master(settings: Settings) -> str:
-    """Real-time mode runs every stage at once: each source partition, the dedupe and the aggregate hold
-    a task slot for the whole batch. A local master gets that many; a cluster must offer them."""
-    needed = settings.topic_partitions + 2
-    local = re.fullmatch(r"local\[(\d+)\]", settings.spark_master)
-    return f"local[{needed}]" if local and int(local.group(1)) < needed else settings.spark_master
-
-
-class RealtimeJob(SupervisedQuery):
-    """The real-time query, and with a ``state`` the feed of its results into it (the app); without one,
-    only the query (``STREAM_MODE=realtime python -m pipeline job``)."""
+class LiveTicksJob(SupervisedQuery):
+    """The live-ticks query, on the process's SparkSession (the micro-batch query's: one per process)."""
 
     mode = "realtime"
 
-    def __init__(self, settings: Settings, state: MarketState | None = None) -> None:
-        super().__init__(settings, state)
-        self.feed = RealtimeFeed(settings, state) if state is not None else None
-        self.spark: SparkSession | None = None
-
-    def start_in_background(self) -> RealtimeJob:
-        if self.feed is not None:
-            self.feed.start_in_background()
-        super().start_in_background()
-        return self
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, None)
 
     def _start_query(self) -> StreamingQuery:
         topics.ensure_topics(self.settings)
-        if self.spark is None:
-            self.spark = spark_session(self.settings.with_changes(spark_master=realtime_master(self.settings)))
+        spark = spark_session(self.settings)
+        slots, needed = spark.sparkContext.defaultParallelism, self.settings.topic_partitions + 1
+        if slots < needed:  # it would hold every slot and starve the micro-batch query
+            raise RuntimeError(f"the live-ticks query needs {needed} task slots beside the micro-batch query's and Spark "
+                               f"has {slots}: set SPARK_MASTER=local[{needed + 1}] (or more cores), or STREAM_MODE=microbatch")
+        # From the end of the topic when it first starts: the record covers what came before. A fetch
+        # returns as soon as a message is there; the wait only bounds how often an idle topic is asked.
+        source = trades_source(spark, self.settings, startingOffsets="latest", **{"kafka.fetch.max.wait.ms": 500})
         query = (
-            realtime_aggregates(trades_source(self.spark, self.settings), self.settings.max_clock_skew_s)
+            live_ticks(source, self.settings.max_clock_skew_s)
             .writeStream.queryName(QUERY_NAME)
             .format("kafka")
             .option("kafka.bootstrap.servers", self.settings.effective_kafka_bootstrap)
-            .option("topic", self.settings.realtime_topic)
+            .option("topic", self.settings.live_topic)
+            # Each tick goes out at once: Kafka's producer would otherwise wait to fill a batch.
+            .option("kafka.linger.ms", "0")
             .option("checkpointLocation", str(checkpoint_dir(self.settings)))
             .outputMode("update")
             .trigger(realTime=f"{self.settings.realtime_checkpoint_s} seconds")  # type: ignore[call-overload]  # not in pyspark's stubs
             .start()
         )
-        log.info("real-time query started: %s -> %s", self.settings.trades_topic, self.settings.realtime_topic)
+        log.info("live-ticks query started: %s -> %s", self.settings.trades_topic, self.settings.live_topic)
         return query
 
     def _stop_query(self) -> None:
-        if self.query is not None and self.spark is not None:
+        spark = spark_session(self.settings) if self.query is not None else None
+        if spark is not None:
             # Stopping aborts the long-running batch on purpose (what it did is replayed from the last
             # checkpoint); Spark logs that abort as errors with traces, which would read as a failure.
-            self.spark.sparkContext.setLogLevel("OFF")
+            spark.sparkContext.setLogLevel("OFF")
         super()._stop_query()
-        if self.spark is not None and not self._stopping.is_set():
-            self.spark.sparkContext.setLogLevel("WARN")
-
-    def _close(self) -> None:
-        if self.spark is not None:
-            self.spark.stop()
-            self.spark = None
-        if self.feed is not None:
-            self.feed.stop()
+        if spark is not None and not self._stopping.is_set():
+            spark.sparkContext.setLogLevel("WARN")

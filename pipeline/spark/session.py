@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from pyspark.sql import DataFrame, SparkSession
@@ -22,7 +23,7 @@ def spark_session(settings: Settings) -> SparkSession:
     if settings.spark_jars:
         builder = builder.config("spark.jars", settings.spark_jars)
     spark = (
-        builder.master(settings.spark_master)
+        builder.master(spark_master(settings))
         .appName("stockdash")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
@@ -40,6 +41,16 @@ def spark_session(settings: Settings) -> SparkSession:
     )
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def spark_master(settings: Settings) -> str:
+    """The real-time query runs every stage at once, each source partition holding a task slot for as long
+    as it runs; the micro-batch query needs slots beside it. A local master gets them; a cluster must."""
+    if settings.stream_mode != "realtime":
+        return settings.spark_master
+    needed = settings.topic_partitions + 2
+    local = re.fullmatch(r"local\[(\d+)\]", settings.spark_master)
+    return f"local[{needed}]" if local and int(local.group(1)) < needed else settings.spark_master
 
 
 def trades_source(spark: SparkSession, settings: Settings, **options: object) -> DataFrame:

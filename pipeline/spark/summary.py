@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from pyspark.sql import DataFrame
 
-from pipeline.domain.metrics import FIELDS, METRICS, Kind, Metric
+from pipeline.domain.metrics import METRICS, Kind, Metric
 
 RECENT_TICKS_PER_BATCH = 50
 # What a set-aside record keeps of its message: its start, enough to see what it was (the whole message
@@ -73,7 +73,9 @@ WITH classified AS (
 SELECT outcome,
   CASE WHEN outcome IN ('tick', 'late') THEN symbol END AS symbol,
   CAST(CASE WHEN outcome = 'tick' THEN floor(unix_seconds(trade_time) / 60) * 60 END AS BIGINT) AS window_start_s,
+  partition,
   count(1) AS messages,
+  max(offset) AS max_offset,
   {metrics_sql("outcome IN ('tick', 'late')")},
   slice(sort_array(collect_list(CASE WHEN outcome IN ('tick', 'late') THEN struct(
     unix_micros(trade_time) AS trade_time_us, event_id, trade_id, price, quantity, side,
@@ -83,21 +85,11 @@ SELECT outcome,
     octet_length(raw) AS raw_bytes, topic, partition, offset, unix_micros(trade_time) AS trade_time_us,
     unix_micros(ingest_time) AS ingest_time_us) END) AS set_aside
 FROM classified
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3, 4
 )
-SELECT outcome, symbol, window_start_s, messages, {flat_sql(_micros)}, recent, set_aside FROM grouped
+SELECT outcome, symbol, window_start_s, partition, messages, max_offset, {flat_sql(_micros)}, recent, set_aside
+FROM grouped
 """
-
-# Real-time mode: every changed aggregate as a JSON message keyed by its symbol, with the ingest time of
-# its latest tick (for freshness); ``sinks.codec.from_spark_json`` reads it.
-REALTIME_SQL = f"""
-SELECT symbol AS key, to_json(named_struct('symbol', symbol, {", ".join(f"'{f.name}', {f.name}" for f in FIELDS)},
-  'last_ingest_us', last_ingest_us)) AS value
-FROM (SELECT symbol, {flat_sql(_micros)}, last_ingest_us
-      FROM (SELECT symbol, {metrics_sql("true")}, max(unix_micros(ingest_time)) AS last_ingest_us
-            FROM {{ticks}} GROUP BY symbol))
-"""
-
 
 def aggregate_ticks(ticks: DataFrame) -> DataFrame:
     """One row per symbol: the mergeable summary of the given (valid) ticks."""
@@ -109,13 +101,14 @@ def summarize_batch(
 ) -> DataFrame:
     """Everything a micro-batch yields, in one Spark job (each job costs tens of ms of scheduling).
 
-    One row per (outcome, symbol, minute). Outcomes: ``tick`` (one row per symbol and 1-minute window
-    ``window_start_s``: a 1-minute candle), ``late`` (a valid tick older than its symbol's watermark,
-    epoch microseconds in ``watermarks_us``; each symbol's candles close on its own clock; no window),
-    ``delete`` and ``rejected:<reason>`` (no symbol). Each row has the registry's metrics over its
-    ticks, its latest ticks for charts, and late or rejected messages (``set_aside``). Per-symbol
-    figures and 5-minute candles are merges of these rows: one grouping instead of three keeps the
-    batch cheap.
+    One row per (outcome, symbol, minute, trades-topic partition), with the partition's greatest offset
+    among the row's messages (what a live tick is checked against, ``pipeline.domain.live``).
+    Outcomes: ``tick`` (one row per symbol and 1-minute window ``window_start_s``: a 1-minute candle),
+    ``late`` (a valid tick older than its symbol's watermark, epoch microseconds in ``watermarks_us``;
+    each symbol's candles close on its own clock; no window), ``delete`` and ``rejected:<reason>`` (no
+    symbol). Each row has the registry's metrics over its ticks, its latest ticks for charts, and late or
+    rejected messages (``set_aside``). Per-symbol figures and 5-minute candles are merges of these rows:
+    one grouping instead of three keeps the batch cheap.
     """
     return parsed.sparkSession.sql(
         SUMMARY_SQL,

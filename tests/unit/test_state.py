@@ -1,6 +1,5 @@
 """MarketState: one lock, snapshots are copies, replayed batches do not count twice."""
 
-import json
 import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -8,7 +7,6 @@ from decimal import Decimal
 from pipeline.domain.metrics import StockAggregate
 from pipeline.domain.snapshot import BatchResult, Persisted, Tick
 from pipeline.domain.state import MarketState
-from pipeline.sinks.codec import from_spark_json
 from tests.oracle import aggregate
 
 T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
@@ -80,26 +78,3 @@ def test_wait_for_change_returns_when_a_batch_lands():
     timer.start()
     assert state.wait_for_change(version, timeout=10) > version
     timer.join()
-
-
-def test_installed_aggregates_never_go_back_to_fewer_trades():
-    """Real-time mode: after a restart the query may send an aggregate it had already sent, or an older one."""
-    state = MarketState()
-    state.install_aggregates([agg("INFY", "10", trades=5)], [T0])
-    state.install_aggregates([agg("INFY", "9", trades=3)])  # replayed from before the checkpoint
-    assert state.snapshot().stocks["INFY"].trades == 5
-    state.install_aggregates([agg("INFY", "11", trades=6)])
-    assert state.snapshot().stocks["INFY"].nav == Decimal("11")
-
-
-def test_a_real_time_message_reads_back_exactly():
-    """As Spark's ``to_json`` writes it: decimals as bare numbers, times in epoch microseconds."""
-    original = agg("INFY", "101.2300", trades=2)
-    micros = {name: (value - EPOCH) // timedelta(microseconds=1) for name, value in original.fields().items()
-              if isinstance(value, datetime)}
-    fields = {"symbol": "INFY", **original.fields(), **micros, "last_ingest_us": 1764000001000000}
-    message = "{" + ",".join(f'"{name}":{value if isinstance(value, Decimal) else json.dumps(value)}'
-                             for name, value in fields.items()) + "}"
-    aggregate, ingested = from_spark_json(message.encode())
-    assert aggregate == original
-    assert ingested == datetime(2025, 11, 24, 16, 0, 1, tzinfo=timezone.utc)

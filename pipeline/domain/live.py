@@ -1,0 +1,174 @@
+"""Live ticks: what the real-time query has seen and the micro-batch query has not applied yet.
+
+The default mode runs two queries on the trades topic. The micro-batch query is the record: it persists,
+keeps the ledgers and checks every rule, but a batch costs 0.5-1 s. The real-time query passes each valid
+trade through in tens of milliseconds (``pipeline.spark.realtime``). The screen shows the record plus
+these live ticks, folded with the same metrics and candle rules, so a trade is on screen at once and the
+figures never differ from what the record will say once its batch is applied.
+
+Exact by Kafka position: a micro-batch applies every message of a partition up to an offset, and each
+symbol's record says up to which offsets it holds the symbol's trades. A live tick is pending while its
+offset is past that, and dropped once it is not. A symbol's live ticks are shown only once the record has applied past the first of
+them: before that (the app just started) there may be a gap between the two, and the record alone is
+shown. The late rule is the record's: a tick older than the symbol's recorded latest trade time minus
+the lateness stays out of the candles.
+
+Pure and not thread-safe: ``MarketState`` owns one under its lock.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pipeline.domain.candles import Candle, candles_of_minute, merge_candle
+from pipeline.domain.metrics import StockAggregate, merge, of_tick
+from pipeline.domain.snapshot import Tick
+
+
+@dataclass(frozen=True)
+class LiveTick:
+    """A valid trade as the real-time query passed it on, with its place on the trades topic."""
+
+    tick: Tick
+    partition: int
+    offset: int
+
+
+# Per symbol: a record that stopped applying (MongoDB down, say) must not make the live ticks grow without
+# bound. Past this, the symbol shows the record alone until the record is past its next live tick.
+PENDING_KEPT = 20_000
+# Event ids of the latest live ticks: a change event the CDC sent twice (after a restart) is shown once,
+# also when the record applied the first copy already. Bounded; the record drops older replays itself.
+SEEN_KEPT = 100_000
+DEFAULT_LATENESS_S = 120  # CANDLE_LATENESS_S's default; the feed sets the configured one
+
+
+def _micros(tick: Tick) -> int:
+    return int(tick.trade_time.timestamp() * 1_000_000)
+
+
+class LiveTicks:
+    """Per symbol, the pending live ticks, their aggregate and their candles."""
+
+    def __init__(self, lateness_s: int = DEFAULT_LATENESS_S) -> None:
+        self.lateness_us = lateness_s * 1_000_000
+        self.applied: dict[str, dict[int, int]] = {}  # symbol -> partition -> the greatest offset its record holds
+        self.first: dict[str, tuple[int, int]] = {}  # symbol -> (partition, offset) of its first live tick
+        self.pending: dict[str, dict[int, LiveTick]] = {}  # symbol -> offset -> tick
+        self.aggregates: dict[str, StockAggregate] = {}
+        self.candles: dict[str, dict[tuple[str, int, int], Candle]] = {}
+        self.seen: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, ticks: Iterable[LiveTick], recorded_latest_us: Mapping[str, int]) -> list[Tick]:
+        """Take the ticks the record has not applied; returns those new here (a restarted real-time query
+        passes some on again)."""
+        added = []
+        for live in ticks:
+            symbol = live.tick.symbol
+            self.first.setdefault(symbol, (live.partition, live.offset))
+            pending = self.pending.setdefault(symbol, {})
+            if live.offset <= self._applied(symbol, live.partition) or live.offset in pending \
+                    or live.tick.event_id in self.seen:
+                continue
+            if len(pending) >= PENDING_KEPT:  # the record is not applying: stop holding; it will catch up
+                self._forget(symbol)
+                continue
+            pending[live.offset] = live
+            self.seen[live.tick.event_id] = None
+            if len(self.seen) > SEEN_KEPT:
+                self.seen.popitem(last=False)
+            self._fold(live.tick, recorded_latest_us.get(symbol))
+            added.append(live.tick)
+        return added
+
+    def confirm(self, applied: Mapping[str, Mapping[int, int]], recorded_latest_us: Mapping[str, int]) -> None:
+        """The records of these symbols now hold their trades up to these offsets: drop those live ticks,
+        and refold the rest (their late rule moved with the record)."""
+        for symbol, offsets in applied.items():
+            held = self.applied.setdefault(symbol, {})
+            for partition, offset in offsets.items():
+                held[partition] = max(offset, held.get(partition, -1))
+        for symbol in applied.keys() & self.pending.keys():
+            pending = self.pending[symbol]
+            kept = {o: live for o, live in pending.items() if o > self._applied(symbol, live.partition)}
+            self.pending[symbol] = kept
+            self.aggregates.pop(symbol, None)
+            self.candles.pop(symbol, None)
+            for live in sorted(kept.values(), key=lambda live: live.offset):
+                self._fold(live.tick, recorded_latest_us.get(symbol))
+
+    def _applied(self, symbol: str, partition: int) -> int:
+        return self.applied.get(symbol, {}).get(partition, -1)
+
+    def _forget(self, symbol: str) -> None:
+        for held in (self.first, self.pending, self.aggregates, self.candles):
+            held.pop(symbol, None)
+
+    def reset(self) -> None:
+        """The feed lost its place: what it holds may have gaps; show the record alone until it is past them."""
+        self.first.clear()
+        self.pending.clear()
+        self.aggregates.clear()
+        self.candles.clear()
+
+    def _fold(self, tick: Tick, recorded_latest_us: int | None) -> None:
+        symbol = tick.symbol
+        one = of_tick(tick)
+        self.aggregates[symbol] = merge(self.aggregates.get(symbol), one)
+        if recorded_latest_us is not None and _micros(tick) < recorded_latest_us - self.lateness_us:
+            return  # late by the record's rule: counted, not in a candle
+        minute = _micros(tick) // 60_000_000 * 60
+        candles = self.candles.setdefault(symbol, {})
+        for candle in candles_of_minute(symbol, minute, one):
+            candles[candle.key] = merge_candle(candles.get(candle.key), candle, None)
+
+    def visible(self, symbol: str) -> bool:
+        """Whether the symbol's live ticks follow on from the record with no gap."""
+        first = self.first.get(symbol)
+        return first is not None and self._applied(symbol, first[0]) >= first[1] and bool(self.pending.get(symbol))
+
+    def ticks(self, symbol: str) -> list[Tick]:
+        return [live.tick for live in self.pending.get(symbol, {}).values()] if self.visible(symbol) else []
+
+    def stock(self, recorded: StockAggregate | None, symbol: str) -> StockAggregate | None:
+        """The record's aggregate of the symbol with its live ticks."""
+        if not self.visible(symbol):
+            return recorded
+        return merge(recorded, self.aggregates[symbol])
+
+    def symbols(self) -> list[str]:
+        return [symbol for symbol in self.pending if self.visible(symbol)]
+
+    def candles_of(self, symbol: str) -> Iterable[Candle]:
+        return self.candles.get(symbol, {}).values() if self.visible(symbol) else ()
+
+    # -- the record with the live ticks, for a snapshot -------------------------------------------
+    def stocks_with_live(self, recorded: Mapping[str, StockAggregate]) -> dict[str, StockAggregate]:
+        stocks = dict(recorded)
+        for symbol in self.symbols():
+            stocks[symbol] = merge(recorded.get(symbol), self.aggregates[symbol])
+        return stocks
+
+    def recent_with_live(self, recorded: Mapping[str, tuple[Tick, ...]], kept: int) -> dict[str, tuple[Tick, ...]]:
+        recent = dict(recorded)
+        for symbol in self.symbols():
+            held = recorded.get(symbol, ())
+            seen = {tick.event_id for tick in held}
+            fresh = [tick for tick in self.ticks(symbol) if tick.event_id not in seen]
+            recent[symbol] = tuple(sorted([*held, *fresh], key=lambda t: (t.trade_time, t.event_id))[-kept:])
+        return recent
+
+    def candles_with_live(self, recorded: Mapping[tuple[str, int], tuple[Candle, ...]],
+                          recorded_latest_us: Mapping[str, int]) -> dict[tuple[str, int], tuple[Candle, ...]]:
+        """Each series with a live candle, merged as the record will merge it (``revised`` included)."""
+        series = dict(recorded)
+        for symbol in self.symbols():
+            by_series: dict[tuple[str, int], dict[int, Candle]] = {}
+            for candle in self.candles_of(symbol):
+                held = by_series.setdefault(candle.key[:2], {c.start_s: c for c in recorded.get(candle.key[:2], ())})
+                held[candle.start_s] = merge_candle(held.get(candle.start_s), candle, recorded_latest_us.get(symbol))
+            for key, candles in by_series.items():
+                series[key] = tuple(candles[start] for start in sorted(candles))
+        return series

@@ -1,0 +1,135 @@
+"""The live ticks into MarketState: the topic the live-ticks query writes (``pipeline.spark.realtime``),
+read from its end, in a thread of its own.
+
+Only symbols listed in ``stockmarket.stock`` are taken (the micro-batch query sets the others aside as
+``unknown_symbol``), so an unlisted symbol never shows, not even for a moment. A message that is not what
+the query writes is skipped and logged; the feed never dies on one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+
+from pipeline.domain.live import LiveTick
+from pipeline.domain.snapshot import Tick
+from pipeline.domain.state import MarketState
+from pipeline.domain.status import QueryStatus
+from pipeline.settings import Settings
+from pipeline.sinks import codec, topics
+from pipeline.sinks.mongo import ListedSymbols
+
+log = logging.getLogger("stockdash.live_feed")
+
+POLL_MS = 500  # a poll returns as soon as a message is there; this only bounds an idle wait
+RETRY_S = 2.0
+UNLISTED_KEPT = 1_000  # names come from untrusted input: remember (and log) a bounded number
+
+
+def live_tick(value: bytes) -> LiveTick:
+    """One message of the live-ticks topic; raises ValueError/KeyError/TypeError on anything else."""
+    fields = json.loads(value)
+    tick = Tick(symbol=str(fields["symbol"]), trade_time=codec.utc_from_micros(int(fields["trade_time_us"])),
+                event_id=str(fields["event_id"]), trade_id=fields.get("trade_id"), price=Decimal(fields["price"]),
+                quantity=int(fields["quantity"]), side=fields.get("side"),
+                ingest_time=codec.utc_from_micros(int(fields["ingest_us"])) if fields.get("ingest_us") else None)
+    return LiveTick(tick, int(fields["partition"]), int(fields["offset"]))
+
+
+class LiveFeed:
+    """Reads the live-ticks topic into MarketState until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, state: MarketState) -> None:
+        self.settings = settings
+        self.state = state
+        self.error: str | None = None
+        self.skipped = 0  # malformed messages, logged and left out
+        self.unlisted: set[str] = set()  # symbols seen that are not listed: never shown
+        self.listed = ListedSymbols(settings)
+        self.read_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
+
+    def start_in_background(self) -> LiveFeed:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                topics.ensure_topics(self.settings)
+                self._follow()
+            except Exception as exc:  # noqa: BLE001 - the feed must not die: say why, read again
+                cause = "Kafka is unavailable" if isinstance(exc, KafkaError) else "reading failed"
+                self.error = f"{cause} ({type(exc).__name__}); reading again in {RETRY_S:g} s"
+                log.error("live feed: %s: %s", self.error, exc)
+                self._stop.wait(RETRY_S)
+
+    def _follow(self) -> None:
+        consumer = KafkaConsumer(self.settings.live_topic, bootstrap_servers=self.settings.effective_kafka_bootstrap,
+                                 client_id="stockdash-live-feed", group_id=None, auto_offset_reset="latest",
+                                 enable_auto_commit=False, fetch_max_wait_ms=POLL_MS)
+        # A new reader may have missed ticks: the state shows a symbol's live ticks again once the record
+        # is past the first one read here.
+        self.state.reset_live()
+        try:
+            while not self._stop.is_set():
+                polled = consumer.poll(timeout_ms=POLL_MS)
+                self.read_at = time.time()
+                if polled:
+                    self._install(m for batch in polled.values() for m in batch)
+                    self.error = None
+        finally:
+            consumer.close()
+
+    def _install(self, messages: Iterable[Any]) -> None:
+        ticks = []
+        for message in messages:
+            try:
+                ticks.append(live_tick(message.value))
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                self.skipped += 1
+                log.error("live feed: skipped a malformed message at %s/%s offset %s (%s: %s)", message.topic,
+                          message.partition, message.offset, type(exc).__name__, str(exc)[:200])
+        listed = self.listed()
+        unlisted = {live.tick.symbol for live in ticks} - listed - self.unlisted
+        if unlisted:
+            log.warning("live feed: left out symbols not listed in %s.stock: %s", self.settings.database,
+                        ", ".join(sorted(symbol[:40] for symbol in unlisted)[:20]))
+            self.unlisted |= set(sorted(unlisted)[:max(0, UNLISTED_KEPT - len(self.unlisted))])
+        self.state.apply_live([live for live in ticks if live.tick.symbol in listed], self.settings.candle_lateness_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+class ReaderWithLiveTicks:
+    """Reading mode in the default stream mode: what a job elsewhere persists, with its live ticks on top."""
+
+    def __init__(self, reader: Any, settings: Settings, state: MarketState) -> None:
+        self.reader = reader  # an AggregateReader
+        self.feed = LiveFeed(settings, state)
+
+    def start_in_background(self) -> ReaderWithLiveTicks:
+        self.reader.start_in_background()
+        self.feed.start_in_background()
+        return self
+
+    def status(self) -> QueryStatus:
+        status = self.reader.status()
+        return replace(status, mode="realtime", live=f"live ticks: {self.feed.error or 'reading'}")
+
+    def stop(self) -> None:
+        self.feed.stop()
+        self.reader.stop()
