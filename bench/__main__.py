@@ -4,8 +4,9 @@ original design's pipeline, in one run on a local stack of its own.
 Phases, each followed by a drain (every trade visible):
 1. ours at the comparison rate, then at 1,000 trades/s (the freshness target);
 2. ours at rising rates until freshness p99 passes 5 s or the load cannot keep the rate;
-3. exactness: our aggregates against MongoDB's own aggregation over `transaction`; then 1-3 again with
-   Spark's real-time mode (``STREAM_MODE=realtime``) for the per-symbol figures;
+3. exactness: our aggregates against MongoDB's own aggregation over `transaction`; phases 1-3 run with the
+   micro-batch query alone in this process (``STREAM_MODE=microbatch``), then again in the default mode
+   with the job in a process of its own (record and live-ticks query) read as an app in reading mode does;
 4. the original design (consumer -> one JSON file per message -> Spark file source) at the
    comparison rate, with its one-minute trigger, then with our trigger.
 Prints tables; writes ``bench/results/latest.json`` and ``latest.png``.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -24,11 +24,11 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import psutil
 
 from bench.baseline import start_file_query
+from bench.common import bench_settings, machine
 from bench.load import PacedLoad
 from bench.probe import FreshnessProbe
 from bench.report import plot, print_tables
@@ -37,25 +37,15 @@ from pipeline.domain.state import MarketState
 from pipeline.domain.stocks import NSE_STOCKS
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.sinks import mongo
-from pipeline.sinks.realtime_feed import RealtimeFeed
+from pipeline.sinks.live_feed import ReaderWithLiveTicks
+from pipeline.sinks.reader import AggregateReader
 from pipeline.spark.microbatch import MarketJob
 from pipeline.spark.session import spark_session
 from pipeline.waits import wait_until
 from stack.local import LocalStack
-from stack.process import free_port, free_port_pair
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 SUSTAIN_P99_S = 5.0
-
-
-def bench_settings(data_dir: Path) -> Settings:
-    env = {**os.environ, "STOCKDASH_DATA_DIR": str(data_dir), "LOCAL_MONGO_PORT": str(free_port()),
-           "LOCAL_KAFKA_PORT": str(free_port_pair()), "TRADES_TOPIC": "bench.transaction",
-           # The H2 file backend inserts ~1-2k documents/s (Java serialisation); memory does >20k/s.
-           "LOCAL_MONGO_STORAGE": os.environ.get("LOCAL_MONGO_STORAGE", "memory"),
-           "LOCAL_MONGO_HEAP_MB": os.environ.get("LOCAL_MONGO_HEAP_MB", "4096"),
-           "LOCAL_MONGO_OPLOG_ENTRIES": os.environ.get("LOCAL_MONGO_OPLOG_ENTRIES", "200000")}
-    return Settings.from_env(env)
 
 
 class Bench:
@@ -117,7 +107,7 @@ class Bench:
         exact = self._exact(client[settings.database], state)
         job.stop()
 
-        # 3b: the same with Spark's real-time mode, in a job process of its own (it needs more task slots)
+        # 3b: the same in the default mode (record + live ticks), the job in a process of its own
         realtime = self._realtime(settings, client, prices)
 
         # 4: the original design's pipeline at the comparison rate
@@ -148,31 +138,32 @@ class Bench:
         return sustained
 
     def _realtime(self, settings: Settings, client, prices: dict[str, float]) -> dict:
-        """Real-time mode: its query (child process) -> Kafka -> RealtimeFeed -> MarketState, same probe."""
+        """The default mode: the job (child process: record and live-ticks query) -> MongoDB and Kafka -> a reader
+        with the live ticks -> MarketState, same probe."""
         rt_settings = settings.with_changes(stream_mode="realtime")
         log = open(self.data_dir / "logs" / "realtime-job.log", "ab")  # noqa: SIM115 - the child owns it
         job = subprocess.Popen([sys.executable, "-m", "pipeline", "job"], cwd=PROJECT_ROOT, stdout=log,
                                stderr=subprocess.STDOUT, env={**os.environ, **rt_settings.service_env()})
         state = MarketState()
-        feed = RealtimeFeed(rt_settings, state).start_in_background()
+        feed = ReaderWithLiveTicks(AggregateReader(rt_settings, state), rt_settings, state).start_in_background()
         transactions = client[settings.database]["transaction"]
         try:
             total = transactions.count_documents({})
-            print(f"[bench] real-time mode: catching up with the {total:,} trades so far", flush=True)
+            print(f"[bench] default mode: catching up with the {total:,} trades so far", flush=True)
             wait_until(lambda: state.snapshot().total_trades == total, timeout=600, interval=0.5,
-                       what="the real-time query caught up", describe=lambda: f"{state.snapshot().total_trades:,} of {total:,}")
-            self.resources.add("Spark real-time job (Python)", job.pid)
+                       what="the default-mode job caught up", describe=lambda: f"{state.snapshot().total_trades:,} of {total:,}")
+            self.resources.add("Spark default-mode job (Python)", job.pid)
             for child in psutil.Process(job.pid).children(recursive=True):
                 if "java" in child.name():
-                    self.resources.add("Spark real-time job (JVM)", child.pid)
+                    self.resources.add("Spark default-mode job (JVM)", child.pid)
             probe = FreshnessProbe(state)
             load = PacedLoad(transactions, prices, probe.expect, seed=3)
-            self._phase(f"real-time mode @ {self.args.compare_rate:,}/s", "real-time mode", probe, load,
+            self._phase(f"default mode @ {self.args.compare_rate:,}/s", "default mode", probe, load,
                         self.args.compare_rate, self.args.duration)
-            self._phase("real-time mode @ 1,000/s (target)", "real-time mode", probe, load, 1000, self.args.duration)
+            self._phase("default mode @ 1,000/s (target)", "default mode", probe, load, 1000, self.args.duration)
             sustained = None
             for rate in self.args.steps:
-                phase = self._phase(f"real-time mode @ {rate:,}/s (step)", "real-time mode", probe, load, rate,
+                phase = self._phase(f"default mode @ {rate:,}/s (step)", "default mode", probe, load, rate,
                                     self.args.step_duration)
                 if not _sustained(phase, rate):
                     break
@@ -235,13 +226,6 @@ def _sustained(phase: dict, rate: int) -> bool:
     """Freshness p99 under 5 s, the rate kept and every trade seen."""
     p99 = phase["freshness"]["p99_s"]
     return phase["all_visible"] and p99 is not None and p99 < SUSTAIN_P99_S and phase["achieved_per_s"] >= 0.95 * rate
-
-
-def machine() -> dict:
-    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "cpu_model": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                               if line.startswith("model name")), platform.processor()),
-            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def main(argv: list[str] | None = None) -> int:

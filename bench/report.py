@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COLOURS = {"ours": "#1f77b4", "real-time mode": "#2ca02c", "original design": "#d62728"}
+COLOURS = {"ours": "#1f77b4", "default mode": "#2ca02c", "original design": "#d62728"}
 
 
 def _s(value: float | None) -> str:
@@ -25,7 +25,7 @@ def print_tables(result: dict) -> None:
         print(f"{p['phase']:<40} {p['rate_per_s']:>8,} {p['achieved_per_s']:>9,.0f} {f['trades']:>8,} {_s(f['p50_s']):>7} "
               f"{_s(f['p95_s']):>7} {_s(f['p99_s']):>7} {_s(f['max_s']):>7} {'yes' if p['all_visible'] else 'NO':>8}")
     for mode, sustained, exact in (("micro-batch", result["sustained_per_s"], result["exact"]),
-                                   ("real-time mode", result.get("sustained_realtime_per_s"), result.get("exact_realtime"))):
+                                   ("default mode", result.get("sustained_realtime_per_s"), result.get("exact_realtime"))):
         if exact is None:
             continue
         print(f"\n{mode}: highest sustained rate (p99 < 5 s, rate kept, every trade seen): "
@@ -35,7 +35,7 @@ def print_tables(result: dict) -> None:
 
     rate = result["args"]["compare_rate"]
     ours = {name: next((p for p in result["phases"] if p["phase"] == f"{name} @ {rate:,}/s"), None)
-            for name in ("ours", "real-time mode")}
+            for name in ("ours", "default mode")}
     print(f"\n{'comparison at ' + f'{rate:,}/s':<40} {'p50 s':>8} {'p99 s':>8}   original design / ours (p50, p99)")
     for p in result["phases"]:
         if p["pipeline"] != "original design" and p not in ours.values():
@@ -74,7 +74,7 @@ def plot(result: dict, path: Path) -> None:
     top.axhline(0.5, color="green", linestyle=":", linewidth=1)
     top.axhline(1.5, color="orange", linestyle=":", linewidth=1)
     top.set_ylabel("insert → in state (s)")
-    top.set_title(f"Freshness of every trade (blue: micro-batch, green: real-time mode, red: original design; "
+    top.set_title(f"Freshness of every trade (blue: micro-batch, green: default mode (record + live ticks), red: original design; "
                   f"dotted: targets 0.5 s / 1.5 s) — "
                   f"{result['machine']['cpus']} CPUs, {result['started_at']}", fontsize=8)
     bottom.set_ylabel("trades/s (offered; dotted: inserted)", fontsize=7)

@@ -54,3 +54,4 @@ def merge_candle(old: Candle | None, new: Candle, latest_before_us: int | None) 
         return new
     window_had_ended = latest_before_us is not None and new.end_s * 1_000_000 <= latest_before_us
     return replace(old, metrics=merge(old.metrics, new.metrics), revised=old.revised or window_had_ended)
+

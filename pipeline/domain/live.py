@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
-from pipeline.domain.candles import Candle, candles_of_minute, merge_candle
+from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle, candles_of_minute, merge_candle
+from pipeline.domain.days import session_of
 from pipeline.domain.metrics import StockAggregate, merge, of_tick
 from pipeline.domain.snapshot import Tick
 
@@ -54,6 +56,7 @@ class LiveTicks:
 
     def __init__(self, lateness_s: int = DEFAULT_LATENESS_S) -> None:
         self.lateness_us = lateness_s * 1_000_000
+        self.session_start_us: int | None = None  # the record's trading day: earlier trades are late
         self.applied: dict[str, dict[int, int]] = {}  # symbol -> partition -> the greatest offset its record holds
         self.first: dict[str, tuple[int, int]] = {}  # symbol -> (partition, offset) of its first live tick
         self.pending: dict[str, dict[int, LiveTick]] = {}  # symbol -> offset -> tick
@@ -117,8 +120,9 @@ class LiveTicks:
         symbol = tick.symbol
         one = of_tick(tick)
         self.aggregates[symbol] = merge(self.aggregates.get(symbol), one)
-        if recorded_latest_us is not None and _micros(tick) < recorded_latest_us - self.lateness_us:
-            return  # late by the record's rule: counted, not in a candle
+        behind = recorded_latest_us is not None and _micros(tick) < recorded_latest_us - self.lateness_us
+        if behind or (self.session_start_us is not None and _micros(tick) < self.session_start_us):
+            return  # late by the record's rules: counted, not in a candle
         minute = _micros(tick) // 60_000_000 * 60
         candles = self.candles.setdefault(symbol, {})
         for candle in candles_of_minute(symbol, minute, one):
@@ -132,11 +136,9 @@ class LiveTicks:
     def ticks(self, symbol: str) -> list[Tick]:
         return [live.tick for live in self.pending.get(symbol, {}).values()] if self.visible(symbol) else []
 
-    def stock(self, recorded: StockAggregate | None, symbol: str) -> StockAggregate | None:
-        """The record's aggregate of the symbol with its live ticks."""
-        if not self.visible(symbol):
-            return recorded
-        return merge(recorded, self.aggregates[symbol])
+    def shown(self) -> int:
+        """How many live ticks are on screen ahead of the record."""
+        return sum(len(self.pending[symbol]) for symbol in self.symbols())
 
     def symbols(self) -> list[str]:
         return [symbol for symbol in self.pending if self.visible(symbol)]
@@ -145,6 +147,17 @@ class LiveTicks:
         return self.candles.get(symbol, {}).values() if self.visible(symbol) else ()
 
     # -- the record with the live ticks, for a snapshot -------------------------------------------
+    def minutes_by_day(self) -> dict[str, dict[date, StockAggregate]]:
+        """Per shown symbol and session, the merge of its live 1-minute candles (what its day figures gain)."""
+        by_day: dict[str, dict[date, StockAggregate]] = {}
+        for symbol in self.symbols():
+            for candle in self.candles_of(symbol):
+                if candle.interval_s == CANDLE_INTERVALS_S[0]:
+                    days = by_day.setdefault(symbol, {})
+                    day = session_of(datetime.fromtimestamp(candle.start_s, tz=timezone.utc))
+                    days[day] = merge(days.get(day), candle.metrics)
+        return by_day
+
     def stocks_with_live(self, recorded: Mapping[str, StockAggregate]) -> dict[str, StockAggregate]:
         stocks = dict(recorded)
         for symbol in self.symbols():

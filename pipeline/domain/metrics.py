@@ -181,6 +181,23 @@ def merge(old: StockAggregate | None, new: StockAggregate) -> StockAggregate:
     return StockAggregate(old.symbol, **values)
 
 
+def grown(total: StockAggregate | None, part: StockAggregate | None, bigger: StockAggregate) -> StockAggregate:
+    """``total`` with one of its parts replaced by ``bigger``, an aggregate of the same ticks and more (a
+    candle that grew): sums move by the difference, the other kinds merge (a superset changes nothing else)."""
+    if total is None or part is None:
+        return merge(total, bigger)
+    values: dict[str, Any] = {}
+    for metric in METRICS:
+        if metric.kind is Kind.SUM:
+            name = metric.name
+            now, before, was = getattr(bigger, name), getattr(part, name), getattr(total, name)
+            values[name] = SUM_CONTEXT.add(was, SUM_CONTEXT.subtract(now, before)) if isinstance(now, Decimal) \
+                else was + now - before
+        else:
+            values.update(_merge_metric(metric, total, bigger))
+    return StockAggregate(total.symbol, **values)
+
+
 def of_tick(tick: Any) -> StockAggregate:
     """The aggregate of one tick (anything with ``symbol``, ``trade_time``, ``event_id`` and the
     attributes the metrics read): each metric's ``of``."""

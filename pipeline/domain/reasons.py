@@ -23,3 +23,10 @@ REJECT_REASONS = {
     "invalid_trade_time": "trade time cannot be parsed",
     "absurd_trade_time": "trade time is before 2000, or ahead of the database clock by more than MAX_CLOCK_SKEW_S",
 }
+
+# Why a valid trade is late: counted since the start, left out of candles and the day's figures, in the
+# late ledger with one of these.
+LATE_REASONS = {
+    "behind_watermark": "older than its symbol's latest trade minus CANDLE_LATENESS_S",
+    "earlier_session": "dated in an earlier NSE session (IST date) than the trading day",
+}

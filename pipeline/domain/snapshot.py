@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from pipeline.domain.candles import Candle
+from pipeline.domain.days import DayFigures
 from pipeline.domain.metrics import StockAggregate
 
 
@@ -88,6 +89,9 @@ class MarketSnapshot:
     last_batch: BatchReport | None
     query_error: str | None = None
     dropped_as_old: int = 0  # change events dropped as older than the replay horizon
+    live_ticks: int = 0  # trades on screen through the live-ticks query that the record has not applied yet
+    trading_day: date | None = None  # the newest NSE session (IST date) seen; see ``pipeline.domain.days``
+    day_figures: Mapping[str, DayFigures] = field(default_factory=dict)  # per symbol, on the trading day
 
     @property
     def total_trades(self) -> int:
@@ -122,3 +126,4 @@ class Persisted:
     rejected_by_symbol: Mapping[str, int] | None = None
     late_by_symbol: Mapping[str, int] | None = None
     offsets: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # per symbol, what its aggregate holds
+    closes: tuple[Candle, ...] = ()  # per symbol, its last 1-minute candle before the trading day (previous close)

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from pipeline.domain.book import CandleBook
 from pipeline.domain.candles import CANDLE_HISTORY_S, Candle, merge_candle
+from pipeline.domain.days import session_start_s
 from pipeline.domain.live import LiveTick, LiveTicks
 from pipeline.domain.metrics import StockAggregate, merge
 from pipeline.domain.snapshot import BatchReport, BatchResult, Freshness, MarketSnapshot, Persisted, Tick
@@ -40,8 +42,7 @@ class MarketState:
     # (applied at, seconds from the trade's ingest time to being applied), and every batch's report
     _freshness: deque = field(default_factory=lambda: deque(maxlen=FRESHNESS_SAMPLES_KEPT), repr=False)
     _reports: deque = field(default_factory=lambda: deque(maxlen=BATCH_REPORTS_KEPT), repr=False)
-    _candles: dict[tuple[str, int, int], Candle] = field(default_factory=dict, repr=False)
-    _candle_batch: dict[tuple[str, int, int], int] = field(default_factory=dict, repr=False)
+    _book: CandleBook = field(default_factory=lambda: CandleBook(CANDLES_KEPT), repr=False)
     _deletes: int = 0
     _dropped_as_old: int = 0
     _version: int = 0
@@ -50,9 +51,9 @@ class MarketState:
     _query_error: str | None = None
     _changed: threading.Condition = field(init=False, repr=False)
     _cached: MarketSnapshot | None = field(default=None, repr=False)
-    # The record's recent ticks and candle series, rebuilt only when the record changes (live ticks
-    # change the snapshot many times a second; re-sorting every candle each time would cost a core).
-    _recorded: tuple[int, dict, dict] | None = field(default=None, repr=False)
+    # The record's recent ticks, rebuilt only when the record changes (live ticks change the snapshot
+    # many times a second; copying every symbol's window each time would cost a core).
+    _recorded: tuple[int, dict] | None = field(default=None, repr=False)
     _recorded_version: int = 0
     _live: LiveTicks = field(default_factory=LiveTicks, repr=False)
     _live_seen: deque = field(default_factory=lambda: deque(maxlen=FRESHNESS_SAMPLES_KEPT), repr=False)
@@ -70,11 +71,12 @@ class MarketState:
                 self._late = Counter(persisted.late_by_symbol)
             if persisted.rejected_by_symbol is not None:
                 self._rejected_symbols = Counter(persisted.rejected_by_symbol)
+            for candle in persisted.closes:
+                self._book.days.on_close(candle)
             for candle, batch_id in persisted.candles:
-                self._candles[candle.key] = candle
-                self._candle_batch[candle.key] = batch_id
+                self._book.put(candle, batch_id)
             if persisted.candles:
-                self._prune_candles()
+                self._book.prune()
             for symbol, (aggregate, batch_id) in persisted.aggregates.items():
                 self._stocks[symbol] = aggregate
                 self._applied_batch[symbol] = batch_id
@@ -102,11 +104,21 @@ class MarketState:
     def _latest_us(self) -> dict[str, int]:
         return {symbol: int(a.nav_time.timestamp() * 1_000_000) for symbol, a in self._stocks.items()}
 
+    def session_start_us(self) -> int | None:
+        """The start of the trading day the record holds (``pipeline.domain.days``), epoch microseconds."""
+        with self._lock:
+            return self._session_start_us()
+
+    def _session_start_us(self) -> int | None:
+        day = self._book.days.trading_day()
+        return None if day is None else session_start_s(day) * 1_000_000
+
     def apply_live(self, ticks: Iterable[LiveTick], lateness_s: int) -> None:
         """Trades the real-time query passed on (``pipeline.domain.live``): on screen until the record has them."""
         applied_at = time.time()
         with self._lock:
             self._live.lateness_us = lateness_s * 1_000_000
+            self._live.session_start_us = self._session_start_us()
             added = self._live.add(ticks, self._latest_us())
             if not added:
                 return
@@ -129,9 +141,9 @@ class MarketState:
         """Like :meth:`merged_with`, for candles; ``latest_before_us`` decides which are revised."""
         with self._lock:
             return [
-                merge_candle(self._candles.get(c.key), c, latest_before_us.get(c.symbol))
+                merge_candle(self._book.candles.get(c.key), c, latest_before_us.get(c.symbol))
                 for c in candles
-                if self._candle_batch.get(c.key, -1) < batch_id
+                if self._book.batch_of(c.key) < batch_id
             ]
 
     def apply_batch(self, result: BatchResult) -> None:
@@ -146,10 +158,9 @@ class MarketState:
             for tick in ticks:
                 self._add_recent(tick)
             for candle in result.candles:
-                self._candles[candle.key] = candle
-                self._candle_batch[candle.key] = result.batch_id
+                self._book.put(candle, result.batch_id)
             if result.candles:
-                self._prune_candles()
+                self._book.prune()
             if result.set_aside is not None:
                 self._rejected.update(result.set_aside.rejected_by_reason)
                 self._rejected_symbols.update(result.set_aside.rejected_by_symbol)
@@ -163,6 +174,7 @@ class MarketState:
             live_seen = set(self._live_seen) if self._live_seen else set()
             self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
                                    for t in ticks if t.ingest_time is not None and t.event_id not in live_seen)
+            self._live.session_start_us = self._session_start_us()
             self._live.confirm({a.symbol: result.offsets for a in result.aggregates}, self._latest_us())
             self._recorded_version += 1
             if result.changes_market:
@@ -182,16 +194,6 @@ class MarketState:
         else:
             recent.append(tick)
 
-    def _prune_candles(self) -> None:
-        by_series: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
-        for key in self._candles:
-            by_series.setdefault(key[:2], []).append(key)
-        for keys in by_series.values():
-            if len(keys) > CANDLES_KEPT:
-                for key in sorted(keys)[: len(keys) - CANDLES_KEPT]:
-                    del self._candles[key]
-                    self._candle_batch.pop(key, None)
-
     def record_dropped_as_old(self, count: int) -> None:
         """Change events the replay filter dropped as older than its horizon (taken for replays)."""
         with self._lock:
@@ -210,13 +212,15 @@ class MarketState:
         with self._lock:
             if self._cached is not None and self._cached.version == self._version:
                 return self._cached
-            recent, candles = self._recorded_views()
+            recent, candles = self._recorded_recent(), self._book.series()
             stocks: Mapping[str, StockAggregate] = self._stocks
             if self._live.symbols():
                 latest = self._latest_us()
                 stocks = self._live.stocks_with_live(stocks)
                 recent = self._live.recent_with_live(recent, self.recent_ticks_kept)
                 candles = self._live.candles_with_live(candles, latest)
+            live_days = self._live.minutes_by_day()
+            trading_day = self._book.days.trading_day({s: max(days) for s, days in live_days.items()})
             self._cached = MarketSnapshot(
                 stocks=MappingProxyType(dict(stocks)),
                 recent_ticks=MappingProxyType(recent),
@@ -230,20 +234,18 @@ class MarketState:
                 last_batch=self._last_batch,
                 query_error=self._query_error,
                 dropped_as_old=self._dropped_as_old,
+                live_ticks=self._live.shown(),
+                trading_day=trading_day,
+                day_figures=MappingProxyType(self._book.days.figures(trading_day, {
+                    symbol: days[trading_day] for symbol, days in live_days.items() if trading_day in days}))
+                if trading_day else MappingProxyType({}),
             )
             return self._cached
 
-    def _recorded_views(self) -> tuple[dict[str, tuple[Tick, ...]], dict[tuple[str, int], tuple[Candle, ...]]]:
+    def _recorded_recent(self) -> dict[str, tuple[Tick, ...]]:
         if self._recorded is None or self._recorded[0] != self._recorded_version:
-            recent = {symbol: tuple(ticks) for symbol, ticks in self._recent.items()}
-            self._recorded = (self._recorded_version, recent, self._candle_series())
-        return self._recorded[1], self._recorded[2]
-
-    def _candle_series(self) -> dict[tuple[str, int], tuple[Candle, ...]]:
-        series: dict[tuple[str, int], list[Candle]] = {}
-        for key in sorted(self._candles):
-            series.setdefault(key[:2], []).append(self._candles[key])
-        return {key: tuple(values) for key, values in series.items()}
+            self._recorded = (self._recorded_version, {symbol: tuple(ticks) for symbol, ticks in self._recent.items()})
+        return self._recorded[1]
 
     def freshness(self, window_s: float = 60.0, now: float | None = None) -> Freshness:
         """Ingest-to-state delay of the trades applied in the last ``window_s`` seconds."""

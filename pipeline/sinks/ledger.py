@@ -39,12 +39,18 @@ def rejected_record(row: Any, batch_id: int) -> dict:
             "raw": row.raw, "source": _source(row), "ingest_time": utc_from_micros(row.ingest_time_us), "batch_id": batch_id}
 
 
-def late_record(row: Any, batch_id: int, watermark_us: int, latest_us: int) -> dict:
-    """A late tick: its event time, and how far behind the watermark and the latest trade it was."""
-    return {"_id": row.event_id, "symbol": row.symbol, "trade_time": utc_from_micros(row.trade_time_us),
-            "late_by_s": (watermark_us - row.trade_time_us) / 1e6, "behind_latest_s": (latest_us - row.trade_time_us) / 1e6,
-            "watermark": utc_from_micros(watermark_us), "raw": row.raw, "source": _source(row),
-            "ingest_time": utc_from_micros(row.ingest_time_us), "batch_id": batch_id}
+def late_record(row: Any, batch_id: int, watermark_us: int | None, latest_us: int | None,
+                session_start_us: int | None = None) -> dict:
+    """A late tick: why (``LATE_REASONS``), its event time, and how far behind the symbol's watermark (or,
+    with none, the trading day's start) and its latest trade it was."""
+    earlier_session = session_start_us is not None and row.trade_time_us < session_start_us
+    bound = watermark_us if watermark_us is not None else session_start_us or row.trade_time_us
+    return {"_id": row.event_id, "symbol": row.symbol, "reason": "earlier_session" if earlier_session else "behind_watermark",
+            "trade_time": utc_from_micros(row.trade_time_us), "late_by_s": (bound - row.trade_time_us) / 1e6,
+            "behind_latest_s": None if latest_us is None else (latest_us - row.trade_time_us) / 1e6,
+            "watermark": None if watermark_us is None else utc_from_micros(watermark_us),
+            "session_start": None if session_start_us is None else utc_from_micros(session_start_us),
+            "raw": row.raw, "source": _source(row), "ingest_time": utc_from_micros(row.ingest_time_us), "batch_id": batch_id}
 
 
 class Ledger:

@@ -53,6 +53,7 @@ class LiveFeed:
         self.state = state
         self.error: str | None = None
         self.skipped = 0  # malformed messages, logged and left out
+        self.received = 0  # live ticks read
         self.unlisted: set[str] = set()  # symbols seen that are not listed: never shown
         self.listed = ListedSymbols(settings)
         self.read_at: float | None = None
@@ -100,6 +101,7 @@ class LiveFeed:
                 self.skipped += 1
                 log.error("live feed: skipped a malformed message at %s/%s offset %s (%s: %s)", message.topic,
                           message.partition, message.offset, type(exc).__name__, str(exc)[:200])
+        self.received += len(ticks)
         listed = self.listed()
         unlisted = {live.tick.symbol for live in ticks} - listed - self.unlisted
         if unlisted:

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from pymongo.errors import PyMongoError
 
-from pipeline.domain.candles import CANDLE_HISTORY_S
+from pipeline.domain.candles import CANDLE_HISTORY_S, Candle
 from pipeline.domain.snapshot import Persisted
 from pipeline.domain.state import MarketState
 from pipeline.domain.status import QueryState, QueryStatus
@@ -82,25 +82,35 @@ class AggregateReader:
         if newest is not None and newest["batch_id"] < self._last_batch:
             self._last_batch, self._seen = -1, {}  # the writer started a new checkpoint: batch ids restart
         recent = {"batch_id": {"$gte": self._last_batch}}
-        since_s = int(time.time()) - CANDLE_HISTORY_S
+        since_s, closes = self._window(candles)
         stored = [doc for doc in aggregates.collection.find(recent) if self._is_new(doc)]
         candle_docs = [doc for doc in candles.collection.find({**recent, "start_s": {"$gte": since_s}}) if self._is_new(doc)]
         counts_due = time.monotonic() - self._counts_at > COUNTS_EVERY_S
         self._read_at = time.time()
         if not stored and not candle_docs and not counts_due:
             return False
-        counts = {"rejected_by_reason": rejected.counts(), "late_by_symbol": late.counts(),
-                  "rejected_by_symbol": rejected.counts(by="symbol")} if counts_due else {}
         decoded = {doc["_id"]: (aggregate, doc) for doc in stored if (aggregate := _decoded(codec.from_bson, doc)) is not None}
         self.state.load(Persisted(
             aggregates={symbol: (aggregate, doc["batch_id"]) for symbol, (aggregate, doc) in decoded.items()},
             offsets={symbol: offsets for symbol, (_, doc) in decoded.items() if (offsets := _decoded(stored_offsets, doc))},
             candles=tuple((candle, doc["batch_id"]) for doc in candle_docs
-                          if (candle := _decoded(codec.candle_from_bson, doc)) is not None), **counts))
+                          if (candle := _decoded(codec.candle_from_bson, doc)) is not None), closes=tuple(closes),
+            rejected_by_reason=rejected.counts() if counts_due else None,
+            late_by_symbol=late.counts() if counts_due else None,
+            rejected_by_symbol=rejected.counts(by="symbol") if counts_due else None))
         if counts_due:
             self._counts_at = time.monotonic()
         self._last_batch = max([self._last_batch, *(doc["batch_id"] for doc in stored + candle_docs)])
         return True
+
+    def _window(self, candles: CandleStore) -> tuple[int, list[Candle]]:
+        """Where candles are read from: at the first read, the whole trading day too, with the previous
+        closes; after it, the last CANDLE_HISTORY_S (only newer batches are read)."""
+        since_s = int(time.time()) - CANDLE_HISTORY_S
+        if self._last_batch >= 0:
+            return since_s, []
+        day_start = candles.session_start_s()
+        return (since_s, []) if day_start is None else (min(since_s, day_start), candles.closes(day_start))
 
     def _is_new(self, doc: dict) -> bool:
         """Whether this version of a document (by id, batch and trade count) was not loaded yet."""

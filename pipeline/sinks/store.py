@@ -8,6 +8,7 @@ checkpoint (new lineage) means the stream is re-read from the start and old docu
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -18,12 +19,14 @@ from pymongo import ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from pipeline.domain.candles import Candle
+from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle
+from pipeline.domain.days import session_of, session_start_s
 from pipeline.domain.metrics import StockAggregate
 from pipeline.sinks import codec
 
 COLLECTION = "stock_aggregates"
 CANDLES = "candles"
+MINUTE = CANDLE_INTERVALS_S[0]
 
 
 def checkpoint_lineage(checkpoint_dir: Path) -> str:
@@ -90,6 +93,25 @@ class CandleStore:
             ops.append(ReplaceOne({"_id": document["_id"]}, document, upsert=True))
         if ops:
             self.collection.bulk_write(ops, ordered=False)
+
+    def session_start_s(self) -> int | None:
+        """The start of the newest session (IST date) a stored 1-minute candle is in: the trading day."""
+        newest = self.collection.find_one({"interval_s": MINUTE}, {"start_s": 1}, sort=[("start_s", -1)])
+        return None if newest is None else session_start_s(session_of(datetime.fromtimestamp(newest["start_s"], timezone.utc)))
+
+    def load_session(self, history_s: int) -> tuple[list[tuple[Candle, int]], list[Candle]]:
+        """What a state starts from: the candles of the last ``history_s`` and of the whole trading day, and
+        per symbol its last 1-minute candle before that day (its previous close)."""
+        day_start = self.session_start_s()
+        since = int(time.time()) - history_s if day_start is None else min(day_start, int(time.time()) - history_s)
+        return self.load(since), self.closes(day_start) if day_start is not None else []
+
+    def closes(self, before_s: int) -> list[Candle]:
+        """Per symbol, its last 1-minute candle that starts before ``before_s``."""
+        earlier = {"interval_s": MINUTE, "start_s": {"$lt": before_s}}
+        documents = (self.collection.find_one({**earlier, "symbol": symbol}, sort=[("start_s", -1)])
+                     for symbol in self.collection.distinct("symbol", earlier))
+        return [codec.candle_from_bson(doc) for doc in documents if doc is not None]
 
     def load(self, since_s: int) -> list[tuple[Candle, int]]:
         self.collection.delete_many({"lineage": {"$ne": self.lineage}})

@@ -102,15 +102,17 @@ class BatchHandler:
         started = time.monotonic()
         latest_before = self.state.latest_trade_us()
         watermarks = {symbol: latest - self.lateness_us for symbol, latest in latest_before.items()}
+        session_start_us = self.state.session_start_us()
         # One partition: a micro-batch is small, and one task without a shuffle beats two stages.
-        rows = summarize_batch(check_symbols(batch.coalesce(1), self.known_symbols()), watermarks).collect()
+        rows = summarize_batch(check_symbols(batch.coalesce(1), self.known_symbols()), watermarks,
+                               session_start_us=session_start_us).collect()
         collected = time.monotonic()
         if not rows:
             return
         found = classify(rows)
         aggregates = self.state.merged_with(batch_id, found.aggregates.values())
         candles = self.state.merged_candles(batch_id, found.candles.values(), latest_before)
-        set_aside = self._persist(batch_id, aggregates, candles, found, watermarks, latest_before)
+        set_aside = self._persist(batch_id, aggregates, candles, found, (watermarks, latest_before, session_start_us))
         now = time.monotonic()
         report = BatchReport(batch_id, time.time(), now - started, found.messages,
                              sum(a.trades for a in found.aggregates.values()), collected - started, now - collected)
@@ -118,13 +120,15 @@ class BatchHandler:
                                            found.deletes, set_aside, report, found.offsets))
 
     def _persist(self, batch_id: int, aggregates: Sequence[StockAggregate], candles: Sequence[Candle],
-                 found: Classified, watermarks: Mapping[str, int], latest_before: Mapping[str, int]) -> SetAside:
+                 found: Classified, clocks: tuple[Mapping[str, int], Mapping[str, int], int | None]) -> SetAside:
         """Durable writes, before the state changes; returns what to count as newly set aside: without a
         ledger every set-aside row, with one the records it had not stored before (the counts loaded at
         start come from the ledger, so they stay exact after re-runs)."""
         sinks = self.sinks
         rejected = [rejected_record(row, batch_id) for row in found.rejected_rows]
-        late = [late_record(row, batch_id, watermarks[row.symbol], latest_before[row.symbol]) for row in found.late_rows]
+        watermarks, latest_before, session_start_us = clocks
+        late = [late_record(row, batch_id, watermarks.get(row.symbol), latest_before.get(row.symbol), session_start_us)
+                for row in found.late_rows]
         if sinks.rejected is not None:
             rejected = sinks.rejected.write(rejected)
         if sinks.late is not None:

@@ -9,7 +9,6 @@ and ``stop()`` is idempotent.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -100,8 +99,9 @@ class MarketJob(SupervisedQuery):
         aggregates, candles = AggregateStore(db, lineage), CandleStore(db, lineage)
         rejected, late = dead_letters(self.settings, db), late_ledger(self.settings, db)
         stored, offsets = aggregates.load()
+        day_candles, closes = candles.load_session(CANDLE_HISTORY_S)
         self.state.load(Persisted(
-            aggregates=stored, candles=tuple(candles.load(since_s=int(time.time()) - CANDLE_HISTORY_S)),
+            aggregates=stored, candles=tuple(day_candles), closes=tuple(closes),
             rejected_by_reason=rejected.counts(), rejected_by_symbol=rejected.counts(by="symbol"),
             late_by_symbol=late.counts(), offsets=offsets))
         return BatchSinks(aggregates, candles, rejected, late, AggregatePublisher(self.settings))

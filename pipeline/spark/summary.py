@@ -66,7 +66,7 @@ WITH classified AS (
     CASE WHEN reject_reason IS NOT NULL THEN concat('rejected:', reject_reason)
          WHEN op = 'delete' THEN 'delete'
          WHEN unix_micros(trade_time) < CAST(try_element_at(str_to_map(:watermarks, ',', '='), symbol) AS BIGINT)
-           THEN 'late'
+           OR unix_micros(trade_time) < :session_start_us THEN 'late'
          ELSE 'tick' END AS outcome
   FROM {{parsed}}
 ), grouped AS (
@@ -97,14 +97,16 @@ def aggregate_ticks(ticks: DataFrame) -> DataFrame:
 
 
 def summarize_batch(
-    parsed: DataFrame, watermarks_us: Mapping[str, int] | None = None, recent_per_symbol: int = RECENT_TICKS_PER_BATCH
+    parsed: DataFrame, watermarks_us: Mapping[str, int] | None = None, recent_per_symbol: int = RECENT_TICKS_PER_BATCH,
+    session_start_us: int | None = None,
 ) -> DataFrame:
     """Everything a micro-batch yields, in one Spark job (each job costs tens of ms of scheduling).
 
     One row per (outcome, symbol, minute, trades-topic partition), with the partition's greatest offset
     among the row's messages (what a live tick is checked against, ``pipeline.domain.live``).
     Outcomes: ``tick`` (one row per symbol and 1-minute window ``window_start_s``: a 1-minute candle),
-    ``late`` (a valid tick older than its symbol's watermark, epoch microseconds in ``watermarks_us``;
+    ``late`` (a valid tick older than its symbol's watermark, epoch microseconds in ``watermarks_us``, or
+    than the trading day's start ``session_start_us``;
     each symbol's candles close on its own clock; no window), ``delete`` and ``rejected:<reason>`` (no
     symbol). Each row has the registry's metrics over its ticks, its latest ticks for charts, and late or
     rejected messages (``set_aside``). Per-symbol figures and 5-minute candles are merges of these rows:
@@ -112,7 +114,7 @@ def summarize_batch(
     """
     return parsed.sparkSession.sql(
         SUMMARY_SQL,
-        args={"recent": recent_per_symbol,
+        args={"recent": recent_per_symbol, "session_start_us": session_start_us or 0,
               "watermarks": ",".join(f"{symbol}={value}" for symbol, value in (watermarks_us or {}).items())},
         parsed=parsed,
     )

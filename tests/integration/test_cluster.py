@@ -29,7 +29,9 @@ SYMBOLS = ("INFY", "TCS", "ITC")
 def test_job_on_a_standalone_cluster_feeds_an_app_in_reading_mode(stack: Settings, tmp_path):
     settings = isolated(stack, tmp_path, "cluster")
     with SparkStandalone(tmp_path / "spark") as master:
-        settings = settings.with_changes(spark_master=master, app_mode="reader")
+        # The micro-batch query alone: the worker has one core, and the live-ticks query would need a slot per
+        # trades partition beside it (the default mode is covered across processes in test_realtime.py).
+        settings = settings.with_changes(spark_master=master, app_mode="reader", stream_mode="microbatch")
         # spark-submit finds pyspark through $PYSPARK_PYTHON (else the system python3): this interpreter.
         env = {**settings.service_env(), "PYSPARK_PYTHON": sys.executable}
         submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", master, "--jars", spark_jars(),

@@ -1,7 +1,7 @@
-"""Real-time mode on real parts: Spark's real-time trigger in a job process of its own (it needs more task
-slots than the session's Spark), its aggregates read from Kafka into a MarketState. Its own database,
-topic and relay; a replayed change event and a kill -9 of the job must not change the numbers, and an app
-reading the topic shows them."""
+"""The default mode across processes, on real parts: the job (micro-batch record and real-time live-ticks
+query) in a process of its own, read by an app in reading mode that shows the record with the live ticks
+on top. Its own database, topic and relay; a replayed change event and a kill -9 of the job must not
+change the numbers, an unlisted symbol never shows, and the app's pages show the figures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 from pipeline.domain.state import MarketState
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.sinks import mongo
-from pipeline.sinks.realtime_feed import RealtimeFeed
+from pipeline.sinks.live_feed import ReaderWithLiveTicks
+from pipeline.sinks.reader import AggregateReader
 from pipeline.spark.realtime import checkpoint_dir
 from pipeline.waits import wait_until
 from tests.children import isolated, start, stop
@@ -38,15 +39,15 @@ def replay_first_event(settings: Settings) -> None:
     producer.close()
 
 
-def test_real_time_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stack: Settings, tmp_path):
+def test_the_default_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stack: Settings, tmp_path):
     settings = isolated(stack, tmp_path, "realtime").with_changes(stream_mode="realtime", realtime_checkpoint_s=5)
     env = settings.service_env()
     relay = start(["pipeline.services.relay"], env, tmp_path / "relay.log")
     job = start(["pipeline", "job"], env, tmp_path / "job.log")
     client = mongo.client(settings)
     state = MarketState()
-    # What an app with STREAM_MODE=realtime APP_MODE=reader runs: the feed only, the query being elsewhere.
-    reader = RealtimeFeed(settings, state).start_in_background()
+    # What an app with APP_MODE=reader runs in the default stream mode: the queries are elsewhere.
+    reader = ReaderWithLiveTicks(AggregateReader(settings, state), settings, state).start_in_background()
     inserted: list[dict] = []
 
     def insert(batch: list[dict]) -> None:
@@ -61,8 +62,6 @@ def test_real_time_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stack:
                    describe=lambda: f"{counted()} of {len(inserted)}; job log: {(tmp_path / 'job.log').read_text()[-1500:]}")
 
     try:
-        # A symbol that is not listed: the real-time query counts it, the app never shows it as a stock.
-        client[settings.database]["transaction"].insert_one({**trade_documents(SYMBOLS, 0, 1)[0], "symbol": "NOSUCH"})
         insert(trade_documents(SYMBOLS, 0, 300))
         all_counted("real-time aggregates of 300 trades")
         replay_first_event(settings)
@@ -81,8 +80,15 @@ def test_real_time_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stack:
         all_counted("every trade after a kill -9 of the real-time job")
 
         assert_figures_match(state.snapshot().stocks, inserted)
-        wait_until(lambda: "NOSUCH" in reader.unlisted, timeout=60, what="the unlisted symbol's aggregate read")
-        assert "NOSUCH" not in state.snapshot().stocks
+
+        def unlisted_trade_read() -> bool:
+            # A symbol that is not listed: the live-ticks query passes it on, the app never shows it as a stock.
+            client[settings.database]["transaction"].insert_one({**trade_documents(SYMBOLS, 0, 1)[0], "symbol": "NOSUCH"})
+            assert "NOSUCH" not in state.snapshot().stocks
+            return "NOSUCH" in reader.feed.unlisted
+
+        wait_until(unlisted_trade_read, timeout=60, interval=0.5, what="the unlisted symbol's live tick read")
+        assert "NOSUCH" not in state.snapshot().stocks and reader.feed.received > 0
         assert state.freshness(window_s=600).samples > 0
 
         runtime = ui_runtime.AppRuntime(settings, state, reader, client)
