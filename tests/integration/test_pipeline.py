@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from kafka import KafkaConsumer
 
+from pipeline.domain.days import session_start_s
 from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.sinks.ledger import dead_letters
 from pipeline.waits import wait_until
@@ -303,8 +304,28 @@ def test_live_ticks_put_trades_on_screen_ahead_of_the_record_and_then_hand_over(
         return max(ahead) > 0
 
     wait_until(insert_and_look, timeout=60, interval=0.02, what="a trade on screen ahead of the record")
-    wait_until(lambda: market_job.state.snapshot().live_ticks == 0 and (agg := wait_for_trades(
-        market_job, fresh_symbol, len(inserted))).trades == len(inserted), timeout=60, what="the record caught up")
+    wait_until(lambda: market_job.state.snapshot().live_ticks == 0 and wait_for_trades(
+        market_job, fresh_symbol, len(inserted)).trades == len(inserted), timeout=60, what="the record caught up")
     agg = market_job.state.snapshot().stocks[fresh_symbol]
     assert (agg.trades, agg.low, agg.high, agg.nav) == (len(inserted), min(inserted), max(inserted), inserted[-1])
     assert market_job.feed.received > 0  # (trades inserted before the live query had started are only in the record)
+
+
+def test_a_trade_of_an_earlier_session_is_late_with_its_own_reason(market_job, stack, mongo_client, transactions,
+                                                                   fresh_symbol):
+    """The trading day is the newest IST date seen: a trade dated before it counts since the start and is
+    set aside as late (``earlier_session``), never in the day's figures or candles."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    transactions.insert_one({"symbol": fresh_symbol, "price": 100, "quantity": 1, "trade_time": now})
+    wait_for_trades(market_job, fresh_symbol, 1)
+    day = market_job.state.snapshot().trading_day
+    earlier = datetime.fromtimestamp(session_start_s(day), timezone.utc) - timedelta(hours=1)
+    transactions.insert_one({"symbol": fresh_symbol, "price": 1, "quantity": 5, "trade_time": earlier})
+    entry = wait_until(lambda: mongo_client[stack.database]["late_ticks"].find_one({"symbol": fresh_symbol}),
+                       timeout=30, what="late ledger entry")
+    assert entry["reason"] == "earlier_session"
+    wait_until(lambda: market_job.state.snapshot().late_by_symbol.get(fresh_symbol) == 1, timeout=30, what="late count")
+    snapshot = market_job.state.snapshot()
+    assert snapshot.stocks[fresh_symbol].trades == 2 and snapshot.stocks[fresh_symbol].low == Decimal(1)
+    today = snapshot.day_figures[fresh_symbol].metrics
+    assert (today.trades, today.low, today.volume) == (1, Decimal(100), 1)
