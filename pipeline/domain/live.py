@@ -133,9 +133,6 @@ class LiveTicks:
         first = self.first.get(symbol)
         return first is not None and self._applied(symbol, first[0]) >= first[1] and bool(self.pending.get(symbol))
 
-    def ticks(self, symbol: str) -> list[Tick]:
-        return [live.tick for live in self.pending.get(symbol, {}).values()] if self.visible(symbol) else []
-
     def shown(self) -> int:
         """How many live ticks are on screen ahead of the record."""
         return sum(len(self.pending[symbol]) for symbol in self.symbols())
@@ -163,15 +160,6 @@ class LiveTicks:
         for symbol in self.symbols():
             stocks[symbol] = merge(recorded.get(symbol), self.aggregates[symbol])
         return stocks
-
-    def recent_with_live(self, recorded: Mapping[str, tuple[Tick, ...]], kept: int) -> dict[str, tuple[Tick, ...]]:
-        recent = dict(recorded)
-        for symbol in self.symbols():
-            held = recorded.get(symbol, ())
-            seen = {tick.event_id for tick in held}
-            fresh = [tick for tick in self.ticks(symbol) if tick.event_id not in seen]
-            recent[symbol] = tuple(sorted([*held, *fresh], key=lambda t: (t.trade_time, t.event_id))[-kept:])
-        return recent
 
     def candles_with_live(self, recorded: Mapping[tuple[str, int], tuple[Candle, ...]],
                           recorded_latest_us: Mapping[str, int]) -> dict[tuple[str, int], tuple[Candle, ...]]:

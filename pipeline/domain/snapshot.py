@@ -117,6 +117,15 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
+class Activity:
+    """Latest trades and batch reports (each with its freshness samples), as persisted."""
+
+    ticks: tuple[Tick, ...] = ()
+    reports: tuple[tuple[BatchReport, tuple[float, ...]], ...] = ()
+    newest: datetime | None = None  # when the newest of them was written
+
+
+@dataclass(frozen=True)
 class Persisted:
     """What was persisted, to start from (or, in reading mode, catch up with). Counts left None stay as they are."""
 
@@ -126,4 +135,5 @@ class Persisted:
     rejected_by_symbol: Mapping[str, int] | None = None
     late_by_symbol: Mapping[str, int] | None = None
     offsets: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # per symbol, what its aggregate holds
+    activity: Activity | None = None  # latest trades and batch reports (``pipeline.sinks.activity``)
     closes: tuple[Candle, ...] = ()  # per symbol, its last 1-minute candle before the trading day (previous close)

@@ -18,7 +18,7 @@ from pipeline.domain.candles import CANDLE_HISTORY_S, Candle, merge_candle
 from pipeline.domain.days import session_start_s
 from pipeline.domain.live import LiveTick, LiveTicks
 from pipeline.domain.metrics import StockAggregate, merge
-from pipeline.domain.snapshot import BatchReport, BatchResult, Freshness, MarketSnapshot, Persisted, Tick
+from pipeline.domain.snapshot import Activity, BatchReport, BatchResult, Freshness, MarketSnapshot, Persisted, Tick
 
 RECENT_TICKS_KEPT = 500
 CANDLES_KEPT = CANDLE_HISTORY_S // 60  # per symbol and interval: 12 hours of 1-minute candles
@@ -36,6 +36,7 @@ class MarketState:
     _stocks: dict[str, StockAggregate] = field(default_factory=dict, repr=False)
     _applied_batch: dict[str, int] = field(default_factory=dict, repr=False)
     _recent: dict[str, deque[Tick]] = field(default_factory=dict, repr=False)
+    _recent_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)
     _rejected: Counter = field(default_factory=Counter, repr=False)
     _late: Counter = field(default_factory=Counter, repr=False)
     _rejected_symbols: Counter = field(default_factory=Counter, repr=False)
@@ -51,10 +52,6 @@ class MarketState:
     _query_error: str | None = None
     _changed: threading.Condition = field(init=False, repr=False)
     _cached: MarketSnapshot | None = field(default=None, repr=False)
-    # The record's recent ticks, rebuilt only when the record changes (live ticks change the snapshot
-    # many times a second; copying every symbol's window each time would cost a core).
-    _recorded: tuple[int, dict] | None = field(default=None, repr=False)
-    _recorded_version: int = 0
     _live: LiveTicks = field(default_factory=LiveTicks, repr=False)
     _live_seen: deque = field(default_factory=lambda: deque(maxlen=FRESHNESS_SAMPLES_KEPT), repr=False)
 
@@ -71,6 +68,8 @@ class MarketState:
                 self._late = Counter(persisted.late_by_symbol)
             if persisted.rejected_by_symbol is not None:
                 self._rejected_symbols = Counter(persisted.rejected_by_symbol)
+            if persisted.activity is not None:
+                self._load_activity(persisted.activity)
             for candle in persisted.closes:
                 self._book.days.on_close(candle)
             for candle, batch_id in persisted.candles:
@@ -82,9 +81,16 @@ class MarketState:
                 self._applied_batch[symbol] = batch_id
             self._live.confirm(persisted.offsets, self._latest_us())
             self._version += 1
-            self._recorded_version += 1
             self._updated_at = time.time() if persisted.aggregates else self._updated_at
             self._changed.notify_all()
+
+    def _load_activity(self, activity: Activity) -> None:
+        for tick in activity.ticks:
+            self._add_recent(tick)
+        for report, delays in activity.reports:
+            self._reports.append(report)
+            self._last_batch = report
+            self._freshness.extend((report.finished_at, delay) for delay in delays)
 
     def merged_with(self, batch_id: int, aggregates: Iterable[StockAggregate]) -> list[StockAggregate]:
         """Each batch aggregate merged into what is known, leaving out symbols that already have
@@ -123,6 +129,8 @@ class MarketState:
             if not added:
                 return
             self._live_seen.extend(tick.event_id for tick in added)
+            for tick in sorted(added, key=lambda t: (t.trade_time, t.event_id)):
+                self._add_recent(tick)
             self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
                                    for t in added if t.ingest_time is not None)
             self._version += 1
@@ -176,7 +184,6 @@ class MarketState:
                                    for t in ticks if t.ingest_time is not None and t.event_id not in live_seen)
             self._live.session_start_us = self._session_start_us()
             self._live.confirm({a.symbol: result.offsets for a in result.aggregates}, self._latest_us())
-            self._recorded_version += 1
             if result.changes_market:
                 self._version += 1
                 self._updated_at = applied_at
@@ -184,13 +191,21 @@ class MarketState:
             self._changed.notify_all()
 
     def _add_recent(self, tick: Tick) -> None:
+        """Into the symbol's latest trades, once: the live path and the record both bring each trade."""
         recent = self._recent.setdefault(tick.symbol, deque(maxlen=self.recent_ticks_kept))
+        ids = self._recent_ids.setdefault(tick.symbol, set())
+        if tick.event_id in ids:
+            return
+        if len(recent) == recent.maxlen:
+            ids.discard(recent[0].event_id)
+        ids.add(tick.event_id)
         if recent and (tick.trade_time, tick.event_id) < (recent[-1].trade_time, recent[-1].event_id):
             # Out of order: rare; re-sort this symbol's window (it is small and bounded).
             recent.append(tick)
             ordered = sorted(recent, key=lambda t: (t.trade_time, t.event_id))
             recent.clear()
             recent.extend(ordered)
+            self._recent_ids[tick.symbol] = {t.event_id for t in recent}
         else:
             recent.append(tick)
 
@@ -212,18 +227,16 @@ class MarketState:
         with self._lock:
             if self._cached is not None and self._cached.version == self._version:
                 return self._cached
-            recent, candles = self._recorded_recent(), self._book.series()
+            candles = self._book.series()
             stocks: Mapping[str, StockAggregate] = self._stocks
             if self._live.symbols():
-                latest = self._latest_us()
                 stocks = self._live.stocks_with_live(stocks)
-                recent = self._live.recent_with_live(recent, self.recent_ticks_kept)
-                candles = self._live.candles_with_live(candles, latest)
+                candles = self._live.candles_with_live(candles, self._latest_us())
             live_days = self._live.minutes_by_day()
             trading_day = self._book.days.trading_day({s: max(days) for s, days in live_days.items()})
             self._cached = MarketSnapshot(
                 stocks=MappingProxyType(dict(stocks)),
-                recent_ticks=MappingProxyType(recent),
+                recent_ticks=MappingProxyType({symbol: tuple(ticks) for symbol, ticks in self._recent.items()}),
                 rejected_by_reason=MappingProxyType(dict(self._rejected)),
                 late_by_symbol=MappingProxyType(dict(self._late)),
                 rejected_by_symbol=MappingProxyType(dict(self._rejected_symbols)),
@@ -241,11 +254,6 @@ class MarketState:
                 if trading_day else MappingProxyType({}),
             )
             return self._cached
-
-    def _recorded_recent(self) -> dict[str, tuple[Tick, ...]]:
-        if self._recorded is None or self._recorded[0] != self._recorded_version:
-            self._recorded = (self._recorded_version, {symbol: tuple(ticks) for symbol, ticks in self._recent.items()})
-        return self._recorded[1]
 
     def freshness(self, window_s: float = 60.0, now: float | None = None) -> Freshness:
         """Ingest-to-state delay of the trades applied in the last ``window_s`` seconds."""

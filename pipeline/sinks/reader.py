@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from pymongo.errors import PyMongoError
@@ -22,6 +23,7 @@ from pipeline.domain.state import MarketState
 from pipeline.domain.status import QueryState, QueryStatus
 from pipeline.settings import Settings
 from pipeline.sinks import codec, mongo
+from pipeline.sinks.activity import ActivityStore, since_kept
 from pipeline.sinks.ledger import Ledger, dead_letters, late_ledger
 from pipeline.sinks.store import AggregateStore, CandleStore, stored_offsets
 
@@ -35,10 +37,15 @@ COUNTS_EVERY_S = 5.0
 class AggregateReader:
     """Keeps a MarketState up to date with what a job elsewhere writes to MongoDB (reading mode)."""
 
-    def __init__(self, settings: Settings, state: MarketState, poll_s: float = POLL_S) -> None:
+    def __init__(self, settings: Settings, state: MarketState, poll_s: float = POLL_S, *,
+                 persisted_freshness: bool = True) -> None:
         self.settings = settings
         self.state = state
         self.poll_s = poll_s
+        # With the live ticks read too, freshness is measured here, as they arrive; the job's own samples
+        # (persisted with its batch reports) would mix in its delay, not this app's.
+        self.persisted_freshness = persisted_freshness
+        self._activity_since = since_kept()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_batch = -1
@@ -59,9 +66,11 @@ class AggregateReader:
             # The lineage is the writer's business: a reader never deletes what it did not write.
             aggregates, candles = AggregateStore(db, lineage=""), CandleStore(db, lineage="")
             ledgers = dead_letters(self.settings, db), late_ledger(self.settings, db)
+            activity = ActivityStore(db)
             while not self._stop.is_set():
                 try:
                     self.read_once(aggregates, candles, *ledgers)
+                    self._read_activity(activity)
                     self._error = None
                 except Exception as exc:  # noqa: BLE001 - the reader must not die: say why, read again
                     cause = "MongoDB is unavailable" if isinstance(exc, PyMongoError) else "reading failed"
@@ -102,6 +111,16 @@ class AggregateReader:
             self._counts_at = time.monotonic()
         self._last_batch = max([self._last_batch, *(doc["batch_id"] for doc in stored + candle_docs)])
         return True
+
+    def _read_activity(self, activity: ActivityStore) -> None:
+        """The latest trades and batch reports the job persisted since the last read."""
+        read = activity.load(self._activity_since)
+        if read.newest is None or read.newest <= self._activity_since:
+            return
+        self._activity_since = read.newest
+        if not self.persisted_freshness:
+            read = replace(read, reports=tuple((report, ()) for report, _ in read.reports))
+        self.state.load(Persisted(activity=read))
 
     def _window(self, candles: CandleStore) -> tuple[int, list[Candle]]:
         """Where candles are read from: at the first read, the whole trading day too, with the previous

@@ -49,7 +49,7 @@ def stored_offsets(document: dict) -> dict[int, int]:
     return {int(partition): int(offset) for partition, offset in (document.get("offsets") or {}).items()}
 
 
-def _collection(db: Database, name: str) -> Collection:
+def utc_collection(db: Database, name: str) -> Collection:
     return db.get_collection(name, codec_options=CodecOptions(tz_aware=True, tzinfo=timezone.utc))
 
 
@@ -57,7 +57,7 @@ class AggregateStore:
     """``stock_aggregates``: one document per symbol, written idempotently per batch (see the module doc)."""
 
     def __init__(self, db: Database, lineage: str) -> None:
-        self.collection = _collection(db, COLLECTION)
+        self.collection = utc_collection(db, COLLECTION)
         self.lineage = lineage
 
     def load(self) -> tuple[dict[str, tuple[StockAggregate, int]], dict[str, dict[int, int]]]:
@@ -81,7 +81,7 @@ class CandleStore:
     """``stockmarket.candles``: one document per (symbol, interval, window start), idempotent per batch."""
 
     def __init__(self, db: Database, lineage: str) -> None:
-        self.collection = _collection(db, CANDLES)
+        self.collection = utc_collection(db, CANDLES)
         self.lineage = lineage
 
     def save(self, batch_id: int, candles: Iterable[Candle]) -> None:

@@ -12,11 +12,13 @@ of candles, written to the late ledger.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo.errors import PyMongoError
 from pyspark.sql import DataFrame
 
 from pipeline.domain.candles import Candle, candles_of_minute, merge_candle
@@ -24,11 +26,14 @@ from pipeline.domain.metrics import StockAggregate, merge
 from pipeline.domain.snapshot import BatchReport, BatchResult, SetAside, Tick
 from pipeline.domain.state import MarketState
 from pipeline.sinks import codec
+from pipeline.sinks.activity import ActivityStore
 from pipeline.sinks.ledger import Ledger, late_record, rejected_record
 from pipeline.sinks.publish import AggregatePublisher
 from pipeline.sinks.store import AggregateStore, CandleStore
 from pipeline.spark.parse import check_symbols
 from pipeline.spark.summary import summarize_batch
+
+log = logging.getLogger("stockdash.batch")
 
 
 @dataclass
@@ -40,6 +45,7 @@ class BatchSinks:
     rejected: Ledger | None = None
     late: Ledger | None = None
     published: AggregatePublisher | None = None
+    activity: ActivityStore | None = None
 
     def close(self) -> None:
         for sink in (self.rejected, self.late, self.published):
@@ -118,6 +124,20 @@ class BatchHandler:
                              sum(a.trades for a in found.aggregates.values()), collected - started, now - collected)
         self.state.apply_batch(BatchResult(batch_id, tuple(aggregates), tuple(candles), tuple(found.ticks),
                                            found.deletes, set_aside, report, found.offsets))
+        self._save_activity(batch_id, found.ticks, report)
+
+    def _save_activity(self, batch_id: int, ticks: Sequence[Tick], report: BatchReport) -> None:
+        """What readers show besides the figures; not the record, so a failure is logged, not retried."""
+        if self.sinks.activity is None:
+            return
+        now = time.time()
+        recent = self.state.snapshot().recent_ticks
+        try:
+            self.sinks.activity.save(batch_id, {symbol: recent.get(symbol, ()) for symbol in {t.symbol for t in ticks}},
+                                     report, (now - t.ingest_time.timestamp() for t in ticks if t.ingest_time is not None))
+        except PyMongoError as exc:
+            log.error("batch %d: latest trades and report not persisted (%s: %s)", batch_id, type(exc).__name__,
+                      str(exc)[:200])
 
     def _persist(self, batch_id: int, aggregates: Sequence[StockAggregate], candles: Sequence[Candle],
                  found: Classified, clocks: tuple[Mapping[str, int], Mapping[str, int], int | None]) -> SetAside:

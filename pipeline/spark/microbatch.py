@@ -22,6 +22,7 @@ from pipeline.domain.snapshot import Persisted
 from pipeline.domain.state import MarketState
 from pipeline.settings import Settings
 from pipeline.sinks import mongo, topics
+from pipeline.sinks.activity import ActivityStore, since_kept
 from pipeline.sinks.ledger import dead_letters, late_ledger
 from pipeline.sinks.publish import AggregatePublisher
 from pipeline.sinks.store import AggregateStore, CandleStore, checkpoint_lineage
@@ -100,11 +101,12 @@ class MarketJob(SupervisedQuery):
         rejected, late = dead_letters(self.settings, db), late_ledger(self.settings, db)
         stored, offsets = aggregates.load()
         day_candles, closes = candles.load_session(CANDLE_HISTORY_S)
+        activity = ActivityStore(db, lineage)
         self.state.load(Persisted(
-            aggregates=stored, candles=tuple(day_candles), closes=tuple(closes),
+            aggregates=stored, candles=tuple(day_candles), closes=tuple(closes), activity=activity.load(since_kept()),
             rejected_by_reason=rejected.counts(), rejected_by_symbol=rejected.counts(by="symbol"),
             late_by_symbol=late.counts(), offsets=offsets))
-        return BatchSinks(aggregates, candles, rejected, late, AggregatePublisher(self.settings))
+        return BatchSinks(aggregates, candles, rejected, late, AggregatePublisher(self.settings), activity)
 
     def _release(self) -> None:
         self.sinks.close()

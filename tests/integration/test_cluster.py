@@ -63,6 +63,9 @@ def check_reading_app(settings: Settings, tmp_path: Path) -> None:
         wait_until(lambda: counted() == 300, timeout=240, what="the cluster job's aggregates read by the app",
                    describe=lambda: f"{counted()} of 300; job log: {(tmp_path / 'job.log').read_text()[-1500:]}")
         assert_figures_match(state.snapshot().stocks, trades)
+        # Reading mode is complete: the latest trades and the batch reports with their freshness come from MongoDB.
+        wait_until(lambda: len(state.snapshot().recent_ticks.get("INFY", ())) >= 50 and state.batch_reports()
+                   and state.freshness(window_s=3600).samples > 0, timeout=60, what="latest trades and batch reports read")
 
         # The app in reading mode: the same figures on the Market page, the query shown as running elsewhere.
         runtime = ui_runtime.AppRuntime(settings, state, reader, client)
