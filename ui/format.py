@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 import pandas as pd
 
@@ -22,8 +23,9 @@ LIVE, STALE = "🟢 live", "🟠 stale"
 # The pipeline stores 1-minute and 5-minute candles (CANDLE_INTERVALS_S); longer ones are merged here from
 # the 1-minute ones.
 SESSION_OPEN_UTC_S = 3 * 3600 + 45 * 60  # 09:15 IST is 03:45 UTC (India keeps no daylight saving time)
-MARKET_COLUMNS = ["Symbol", "Link", "Freshness", "Company", "Sector", "NAV", "Change %", "Trend", "High", "Low",
-                  "Volume", "Buy %", "Transactions", "Last trade (IST)"]
+# The Market page's columns: each stock on the trading day (``pipeline.domain.days``).
+MARKET_COLUMNS = ["Symbol", "Link", "Freshness", "Company", "Sector", "Last", "Change", "Change %", "Trend", "High",
+                  "Low", "Volume", "VWAP", "Buy %", "Trades", "Prev close", "Last trade (IST)"]
 
 
 def sparkline(snapshot: MarketSnapshot, symbol: str, points: int = SPARKLINE_POINTS) -> list[float]:
@@ -40,22 +42,43 @@ def freshness_badge(last_trade: datetime, stale_after_s: float, now: float | Non
     return STALE if (now or time.time()) - last_trade.timestamp() > stale_after_s else LIVE
 
 
+def previous_close(snapshot: MarketSnapshot, stock: Stock | None, symbol: str) -> Decimal | None:
+    """The last price of the symbol's latest earlier session seen, else the stock's reference price."""
+    day = snapshot.day_figures.get(symbol)
+    if day is not None and day.previous_close is not None:
+        return day.previous_close
+    return Decimal(str(stock.reference_price)) if stock is not None and stock.reference_price else None
+
+
+def day_row(snapshot: MarketSnapshot, stock: Stock | None, symbol: str) -> dict[str, object]:
+    """One stock on the trading day: last price, change against the previous close, the day's range,
+    volume, VWAP and trades (None before its first trade of the day: it shows its previous close)."""
+    day = snapshot.day_figures.get(symbol)
+    today = day.metrics if day is not None else None
+    close = previous_close(snapshot, stock, symbol)
+    last = today.nav if today is not None else close if close is not None else snapshot.stocks[symbol].nav
+    change = today.nav - close if today is not None and close else None
+    return {
+        "Last": float(last), "Change": float(change) if change is not None else None,
+        "Change %": round(float(change / close * 100), 2) if change is not None and close else None,
+        "High": float(today.high) if today else None, "Low": float(today.low) if today else None,
+        "Volume": today.volume if today else None, "VWAP": float(today.vwap) if today and today.vwap else None,
+        "Buy %": round(today.buy_volume / today.volume * 100, 1) if today and today.volume else None,
+        "Trades": today.trades if today else 0, "Prev close": float(close) if close is not None else None,
+    }
+
+
 def market_table(snapshot: MarketSnapshot, stocks: Mapping[str, Stock], stale_after_s: float,
                  now: float | None = None) -> pd.DataFrame:
     rows = []
     for symbol, agg in sorted(snapshot.stocks.items()):
+        stock = stocks.get(symbol)
         rows.append({
             "Symbol": symbol,
             "Link": f"stock?symbol={symbol}",
-            "Company": stocks[symbol].company if symbol in stocks else "",
-            "Sector": stocks[symbol].sector if symbol in stocks else "",
-            "NAV": float(agg.nav),
-            "Change %": round(agg.change_pct, 2) if agg.change_pct is not None else None,
-            "High": float(agg.high),
-            "Low": float(agg.low),
-            "Volume": agg.volume,
-            "Buy %": round(agg.buy_volume / agg.volume * 100, 1) if agg.volume else None,
-            "Transactions": agg.trades,
+            "Company": stock.company if stock else "",
+            "Sector": stock.sector if stock else "",
+            **day_row(snapshot, stock, symbol),
             "Last trade (IST)": naive_ist(agg.last_trade_time),
             "Trend": sparkline(snapshot, symbol),
             "Freshness": freshness_badge(agg.last_trade_time, stale_after_s, now),
@@ -87,7 +110,7 @@ def breadth(table: pd.DataFrame) -> Breadth:
 
 def movers(table: pd.DataFrame, count: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(top gainers, top losers) by change %, only stocks that actually moved that way."""
-    columns = ["Symbol", "NAV", "Change %"]
+    columns = ["Symbol", "Last", "Change %"]
     moved = table.dropna(subset=["Change %"])
     gainers = moved[moved["Change %"] > 0].sort_values(["Change %", "Symbol"], ascending=[False, True])
     losers = moved[moved["Change %"] < 0].sort_values(["Change %", "Symbol"], ascending=[True, True])

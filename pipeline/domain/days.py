@@ -6,8 +6,8 @@
   first trade of a new IST date, not with the clock, so a quiet weekend still shows Friday's session.
 - A symbol's **day figures** (open, high, low, last, volume, VWAP, trades) are the merge of its 1-minute
   candles of the trading day: what the candle chart shows, to the trade.
-- Its **previous close** is its last price of the latest earlier session seen (the caller falls back to
-  the stock's reference price when there is none).
+- Its **previous close** is its last price of the latest earlier session seen, within 10 days (the caller
+  falls back to the stock's reference price when there is none).
 - A trade dated in an earlier session than the trading day is *late* (reason ``earlier_session``): it is
   in the late ledger and the since-start totals, never in a day's figures or candles.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,9 @@ from pipeline.domain.metrics import StockAggregate, grown, merge
 
 IST = ZoneInfo("Asia/Kolkata")
 DAYS_KEPT = 3  # per symbol: the trading day and the sessions before it that a previous close may come from
+# A previous close comes from a session at most this long before the trading day (a long weekend and a few
+# holidays); an older one (a stock that stopped trading, or one forged trade dated years back) is no close.
+CLOSE_WITHIN = timedelta(days=10)
 
 
 def session_of(moment: datetime) -> date:
@@ -98,6 +101,6 @@ class Days:
             today = days.get(day)
             if live and symbol in live:
                 today = merge(today, live[symbol])
-            earlier = [d for d in days if d < day]
+            earlier = [d for d in days if day - CLOSE_WITHIN <= d < day]
             figures[symbol] = DayFigures(symbol, day, today, days[max(earlier)].nav if earlier else None)
         return figures

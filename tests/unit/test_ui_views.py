@@ -28,8 +28,12 @@ def agg(symbol, open_, nav, when=T0, volume=10):
     return aggregate(symbol, open_, nav, when=when, quantities=[volume // 2, volume - volume // 2])
 
 
-def state_with(*aggregates, ticks=(), candles=()):
+def state_with(*aggregates, ticks=(), candles=None):
+    """A state holding these aggregates, and (unless ``candles`` are given) each as one 1-minute candle of the
+    trading day, as the record would hold them."""
     state = MarketState()
+    if candles is None:
+        candles = [Candle(a.symbol, 60, int(a.open_time.timestamp()) // 60 * 60, a) for a in aggregates]
     state.apply_batch(BatchResult(0, tuple(state.merged_with(0, aggregates)), tuple(candles), tuple(ticks)))
     return state.snapshot()
 
@@ -39,7 +43,9 @@ def test_market_table_has_change_trend_and_a_freshness_badge():
     ticks = [Tick("AAA", T0 + timedelta(seconds=i), f"e{i}", None, Decimal(100 + i), 1, "buy", None) for i in range(3)]
     snapshot = state_with(agg("AAA", "100", "110"), agg("BBB", "50", "45", when=T0 - timedelta(minutes=5)), ticks=ticks)
     table = market_table(snapshot, STOCKS, stale_after_s=60, now=now).set_index("Symbol")
-    assert table.loc["AAA", "Change %"] == 10.0 and table.loc["BBB", "Change %"] == -10.0
+    # Against the previous close: with no earlier session seen, the reference price (100)
+    assert table.loc["AAA", "Change %"] == 10.0 and table.loc["BBB", "Change %"] == -55.0
+    assert (table.loc["AAA", "Change"], table.loc["AAA", "Prev close"], table.loc["AAA", "Trades"]) == (10.0, 100.0, 2)
     assert table.loc["AAA", "Trend"] == [100.0, 101.0, 102.0]
     assert (table.loc["AAA", "Freshness"], table.loc["BBB", "Freshness"]) == (LIVE, STALE)
     assert table.loc["AAA", "Company"] == "AAA Ltd"
