@@ -30,12 +30,9 @@ def classpath(profile: str, cache_dir: Path | None = None, *, quiet: bool = True
     if profile not in PROFILES:
         raise ValueError(f"unknown JVM profile {profile!r}; expected one of {PROFILES}")
     cache_dir = cache_dir or PROJECT_ROOT / ".local" / "classpath"
-    pom_hash = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
-    cached = cache_dir / f"{profile}-{pom_hash}.txt"
-    if cached.exists():
-        entries = cached.read_text().strip().split(":")
-        if all(Path(entry).exists() for entry in entries):
-            return ":".join(entries)
+    cached = _cache_file(profile, cache_dir)
+    if resolved(profile, cache_dir):
+        return cached.read_text().strip()
     mvn = shutil.which("mvn")
     if not mvn:
         raise JvmError("Maven is needed to fetch the JVM parts and `mvn` is not on PATH: apt-get install maven")
@@ -51,6 +48,18 @@ def classpath(profile: str, cache_dir: Path | None = None, *, quiet: bool = True
         raise JvmError(f"mvn could not resolve profile '{profile}' of {POM}:\n{tail}")
     tmp.replace(cached)
     return cached.read_text().strip()
+
+
+def _cache_file(profile: str, cache_dir: Path) -> Path:
+    return cache_dir / f"{profile}-{hashlib.sha256(POM.read_bytes()).hexdigest()[:12]}.txt"
+
+
+def resolved(profile: str, cache_dir: Path | None = None) -> bool:
+    """True when :func:`classpath` of ``profile`` needs no Maven run (resolved for this pom, every jar there)."""
+    cached = _cache_file(profile, cache_dir or PROJECT_ROOT / ".local" / "classpath")
+    if not cached.exists():
+        return False
+    return all(Path(entry).exists() for entry in cached.read_text().strip().split(":"))
 
 
 def spark_jars(cache_dir: Path | None = None) -> str:

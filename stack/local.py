@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -15,10 +17,13 @@ from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.sinks import mongo, topics
 from pipeline.sinks.mongo import seed_stocks
 from stack import jvm
-from stack.process import ServiceError, ServiceProcess
+from stack.proc import PidRecord
+from stack.process import ServiceError, ServiceProcess, exclusive
 
 STACK_DIR = Path(__file__).resolve().parent
 JVM_HEAP = ["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+# Long enough for another process to start every service (the start timeouts of mongo, kafka, relay, archive).
+START_LOCK_TIMEOUT_S = 300.0
 
 
 class StackError(RuntimeError):
@@ -40,17 +45,25 @@ class LocalStack:
 
     >>> with LocalStack(Settings.from_env()) as settings:   # doctest: +SKIP
     ...     print(settings.effective_mongo_uri)
+
+    Setting ``cancel`` (from another thread) makes a :meth:`start` under way stop what it started and fail.
+    ``on_spawn(name, record)`` is told of each process as soon as it is started (see :mod:`stack.watchdog`).
     """
 
-    def __init__(self, settings: Settings, *, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, *, log: Callable[[str], None] | None = None,
+                 cancel: threading.Event | None = None, on_spawn: Callable[[str, PidRecord], None] | None = None) -> None:
         self.settings = settings
         self.run_dir = settings.data_dir / "run"
         self._log = log or (lambda message: print(f"[stack] {message}", file=sys.stderr, flush=True))
+        self.cancel = cancel or threading.Event()
         self.services: dict[str, ServiceProcess] = {}
         self._build_services()
-        for service in self.services.values():
+        for name, service in self.services.items():
             # A pid file naming a process that is not the service is reported in the stack's own log.
             service.log = self._log
+            service.cancel = self.cancel
+            if on_spawn is not None:
+                service.on_spawn = functools.partial(on_spawn, name)
 
     # -- services ---------------------------------------------------------------------------
     def _build_services(self) -> None:
@@ -137,15 +150,11 @@ class LocalStack:
         """Start (or reuse) every service in dependency order; returns settings with their addresses."""
         started = time.monotonic()
         try:
-            for name in ("mongo", "kafka"):
-                self._start(name)
-            self._prepare_data()
-            for name in ("kafka-connect", "cdc-relay", "archive"):
-                self._start(name)
-            if self.settings.cdc_mode == "connect":
-                from stack.connect import register_connector
-
-                register_connector(self.settings)
+            # One start at a time per data folder: a second one waits, then reuses what the first started.
+            with exclusive(self.run_dir / "start.lock", timeout=START_LOCK_TIMEOUT_S, cancel=self.cancel,
+                           what=f"the local stack of {self.settings.data_dir} free to start"):
+                self._start_services()
+            ready = self.ready_settings  # may run Maven (first run): a failure stops what was started too
         except (ServiceError, jvm.JvmError, mongo.MongoUnavailable) as exc:
             self.stop()
             raise StackError(str(exc)) from None
@@ -153,7 +162,18 @@ class LocalStack:
             self.stop()
             raise
         self._log(f"ready in {time.monotonic() - started:.1f}s")
-        return self.ready_settings
+        return ready
+
+    def _start_services(self) -> None:
+        for name in ("mongo", "kafka"):
+            self._start(name)
+        self._prepare_data()
+        for name in ("kafka-connect", "cdc-relay", "archive"):
+            self._start(name)
+        if self.settings.cdc_mode == "connect":
+            from stack.connect import register_connector
+
+            register_connector(self.settings)
 
     @property
     def ready_settings(self) -> Settings:
@@ -165,6 +185,10 @@ class LocalStack:
         service = self.services.get(name)
         if service is None:
             return
+        if self.cancel.is_set():
+            raise ServiceError(f"{name} not started: the process that starts the stack is ending")
+        if not service.running():
+            self._log(f"{name}: starting …")
         began = time.monotonic()
         if service.start():
             self._log(f"{name}: started in {time.monotonic() - began:.1f}s (log: {service.log_file})")
@@ -172,6 +196,7 @@ class LocalStack:
             self._log(f"{name}: already running, reused")
 
     def _prepare_data(self) -> None:
+        self._log("seeding the stock list and creating the topics …")
         client = mongo.client(self.settings)
         try:
             mongo.check_reachable(self.settings, client)

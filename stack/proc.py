@@ -95,7 +95,8 @@ def wait_exec(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = read(pid)
-        if info is None or own is None or info.cmdline != own.cmdline:
+        # An empty command line is the moment of the exec itself (or an exit): not the program's yet either.
+        if info is None or own is None or info.state == "Z" or (info.cmdline and info.cmdline != own.cmdline):
             return
         time.sleep(0.005)
 

@@ -7,20 +7,24 @@ never signalled.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.waits import WaitTimeout, wait_until
 from stack.proc import PidRecord, describe, is_same_process, pid_alive, read_pid_file, still_runs, write_pid_file
 
-__all__ = ["ServiceError", "ServiceProcess", "free_port", "free_port_pair", "log_tail", "pid_alive", "port_is_open"]
+__all__ = ["ServiceError", "ServiceProcess", "exclusive", "free_port", "free_port_pair", "log_tail", "pid_alive",
+           "port_is_open"]
 
 
 class ServiceError(RuntimeError):
@@ -71,6 +75,8 @@ class ServiceProcess:
 
     ``ready`` is a protocol-level probe (a Mongo ping, a Kafka metadata request ...). ``log`` receives
     one line whenever the pid file names a process that is not (or cannot be shown to be) this service.
+    Setting ``cancel`` ends a wait for readiness at once (the process that waits is ending): the service is
+    stopped and the start fails. ``on_spawn`` receives the pid record of a process as soon as it is started.
     """
 
     name: str
@@ -83,6 +89,8 @@ class ServiceProcess:
     start_timeout: float = 60.0
     started_here: bool = False
     log: Callable[[str], None] = _stderr_log
+    cancel: threading.Event | None = None
+    on_spawn: Callable[[PidRecord], None] | None = None
     _noted: set[PidRecord] = field(default_factory=set, init=False, repr=False, compare=False)
 
     @property
@@ -157,7 +165,9 @@ class ServiceProcess:
         finally:
             log.close()
         try:
-            write_pid_file(self.pid_file, proc.pid, self.command)
+            record = write_pid_file(self.pid_file, proc.pid, self.command)
+            if self.on_spawn is not None:
+                self.on_spawn(record)
         except ProcessLookupError:
             pass  # it ended at once; wait_ready reports its exit code and log
         self.started_here = True
@@ -165,19 +175,34 @@ class ServiceProcess:
         return True
 
     def wait_ready(self, proc: subprocess.Popen | None = None) -> None:
-        def probe() -> bool:
-            if proc is not None and proc.poll() is not None:
-                raise ServiceError(f"exited with code {proc.returncode}")
-            return self._probe()
+        """Wait until ``ready`` holds; on a timeout, an exit of ``proc`` or ``cancel``, stop and raise."""
+        problems: list[str] = []
+
+        def settled() -> bool:
+            # An exit or a cancel settles the wait too: neither is worth waiting out the timeout for. The
+            # cancel is checked first: a probe of a service still starting can take seconds (Kafka's: ~2 s).
+            if self.cancelled:
+                problems.append("cancelled: the process that started it is ending")
+            elif self._probe():
+                return True
+            elif proc is not None and proc.poll() is not None:
+                problems.append(f"exited with code {proc.returncode}")
+            return bool(problems)
 
         try:
-            wait_until(probe, timeout=self.start_timeout, what=f"{self.name} ready", interval=0.1)
-        except (WaitTimeout, ServiceError) as exc:
+            wait_until(settled, timeout=self.start_timeout, what=f"{self.name} ready", interval=0.1)
+        except WaitTimeout as exc:
+            problems.append(str(exc))
+        if problems:
             self.stop()
             raise ServiceError(
-                f"{self.name} did not become ready ({exc}).\n--- last lines of {self.log_file} ---\n"
+                f"{self.name} did not become ready ({problems[0]}).\n--- last lines of {self.log_file} ---\n"
                 f"{log_tail(self.log_file)}"
-            ) from None
+            )
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop gracefully (SIGTERM, then SIGKILL after ``timeout``); harmless when not running. Only the
@@ -211,3 +236,30 @@ class ServiceProcess:
             pass
         except PermissionError:
             os.kill(pid, sig)
+
+
+@contextmanager
+def exclusive(path: Path, *, timeout: float, what: str, cancel: threading.Event | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (``flock``: released by the kernel if this process dies).
+
+    Two processes that start the stack of one data folder at once (two apps, an app and ``python -m stack
+    up``) would both find it down and race for its ports; with the lock the second waits, then finds the
+    first one's services running and reuses them. A ``cancel`` ends the wait (the body is then run unlocked,
+    and is expected to check ``cancel`` itself)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        def locked() -> bool:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return cancel is not None and cancel.is_set()
+
+        try:
+            wait_until(locked, timeout=timeout, what=what, interval=0.2)
+        except WaitTimeout as exc:
+            raise ServiceError(f"{exc}: another process holds {path} (it is starting the same local stack)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -2,7 +2,9 @@
 the CDC component, probed by one background thread so no page ever waits on a service that is down.
 
 ``ServiceHealth`` owns its lock and its thread; pages read :meth:`ServiceHealth.latest`, a frozen
-report at most ``interval_s`` old. Messages are words with a fix, never connection strings.
+report at most ``interval_s`` old. Messages are words with a fix, never connection strings; the fix is
+what is true for how this app runs (:func:`service_fix`): ``make run`` is never it, as it would start a
+second app on the same port.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from pipeline.services.heartbeat import read_status
 from pipeline.services.paths import archive_status_path, relay_paths
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
+from stack.embedded import EmbeddedStack, Phase, Plan, StackStatus
 
 log = logging.getLogger("stockdash.health")
 
@@ -67,18 +71,37 @@ def kafka_lag(end_offsets: Mapping[int, int], progress: Mapping[str, Any] | None
     return sum(max(0, end - int(done.get(str(partition), 0))) for partition, end in end_offsets.items())
 
 
-def check_cdc(settings: Settings, now: float | None = None) -> ServiceCheck:
+def service_fix(settings: Settings, stack: StackStatus | None = None) -> str:
+    """How to start one of the local stack's services that is down, as true for this app: ``stack`` is how
+    the app's start-up went (None for a runtime made by a test or a host: then the addresses decide)."""
+    if stack is not None and stack.plan is Plan.ELSEWHERE:
+        return (f"this app uses a local stack started from another data folder than {settings.data_dir}: run the app "
+                "with that folder as STOCKDASH_DATA_DIR, or stop that stack and restart the app")
+    run_up = "start it with `python -m stack up` in another terminal (it starts only what is missing)"
+    if stack is not None and stack.plan is Plan.CONFIGURED or not (settings.embedded_mongo and settings.embedded_kafka):
+        return run_up
+    return f"{run_up}, or restart the app: it starts the local stack itself when none runs"
+
+
+def check_cdc(settings: Settings, now: float | None = None, fix: str | None = None) -> ServiceCheck:
     if settings.cdc_mode == "connect":
         return _check_connector(settings)
-    return _check_heartbeat("CDC relay", relay_paths(settings)[1], "start it with `make run` (or `python -m stack up`)",
+    return _check_heartbeat("CDC relay", relay_paths(settings)[1], fix or service_fix(settings),
                             lambda s: f"running · {int(s.get('events', 0)):,} change events relayed", now)
 
 
-def check_archive(settings: Settings, now: float | None = None) -> ServiceCheck:
-    return _check_heartbeat("Archive", archive_status_path(settings),
-                            "`make run` starts it (`python -m pipeline.services.archive run`)",
+def check_archive(settings: Settings, now: float | None = None, fix: str | None = None) -> ServiceCheck:
+    return _check_heartbeat("Archive", archive_status_path(settings), fix or service_fix(settings),
                             lambda s: f"{int(s.get('lines', 0)):,} events archived · kept {s.get('retention_days')} days",
                             now)
+
+
+def stack_report(stack: StackStatus) -> HealthReport:
+    """While the app's own stack starts, or after it failed to: nothing to probe, every service says so."""
+    detail = f"starting with the app · {stack.detail}" if stack.phase is Phase.STARTING else f"not started: {stack.error}"
+    ok = None if stack.phase is Phase.STARTING else False
+    mongo_check, kafka, cdc, archive = (ServiceCheck(name, ok, detail) for name in ("MongoDB", "Kafka", "CDC relay", "Archive"))
+    return HealthReport(mongo_check, kafka, cdc, archive, checked_at=time.time())
 
 
 def _check_heartbeat(name: str, status_path: Path, how_to_start: str, describe: Callable[[dict], str],
@@ -107,10 +130,12 @@ def _check_connector(settings: Settings) -> ServiceCheck:
 class ServiceHealth:
     """Probes every ``interval_s`` in a daemon thread, started on the first read."""
 
-    def __init__(self, settings: Settings, mongo_client: MongoClient, interval_s: float = 2.0) -> None:
+    def __init__(self, settings: Settings, mongo_client: MongoClient, interval_s: float = 2.0, *,
+                 stack: EmbeddedStack | None = None) -> None:
         self.settings = settings
         self.mongo = mongo_client
         self.interval_s = interval_s
+        self.stack = stack
         self._lock = threading.Lock()
         self._latest = HealthReport(_unknown("MongoDB"), _unknown("Kafka"), _unknown("CDC"))
         self._stop = threading.Event()
@@ -126,9 +151,14 @@ class ServiceHealth:
 
     def refresh(self) -> HealthReport:
         """Probe every service now (the thread's loop; also used by tests)."""
-        end_offsets, kafka_check = self._kafka()
-        report = HealthReport(self._mongo(), kafka_check, check_cdc(self.settings), check_archive(self.settings),
-                              end_offsets, time.time())
+        stack = self.stack.status() if self.stack is not None else None
+        if stack is not None and stack.plan is not Plan.CONFIGURED and stack.phase in (Phase.STARTING, Phase.FAILED):
+            report = stack_report(stack)
+        else:
+            fix = service_fix(self.settings, stack)
+            end_offsets, kafka_check = self._kafka(fix)
+            report = HealthReport(self._mongo(fix), kafka_check, check_cdc(self.settings, fix=fix),
+                                  check_archive(self.settings, fix=fix), end_offsets, time.time())
         with self._lock:
             self._latest = report
         return report
@@ -146,17 +176,19 @@ class ServiceHealth:
                 log.warning("health probe failed", exc_info=True)
             self._stop.wait(self.interval_s)
 
-    def _mongo(self) -> ServiceCheck:
+    def _mongo(self, fix: str) -> ServiceCheck:
         try:
-            mongo.check_reachable(self.settings, self.mongo)
-        except mongo.MongoUnavailable as exc:
-            return ServiceCheck("MongoDB", False, str(exc))
+            mongo.ping(self.mongo)
+        except PyMongoError as exc:
+            hint = fix if self.settings.embedded_mongo else \
+                "check MONGO_URI, and that the server runs as a replica set (README 'Real services')"
+            return ServiceCheck("MongoDB", False, f"{mongo.describe_address(self.settings)} is not reachable "
+                                                  f"({type(exc).__name__}); {hint}")
         return ServiceCheck("MongoDB", True, mongo.describe_address(self.settings))
 
-    def _kafka(self) -> tuple[dict[int, int], ServiceCheck]:
+    def _kafka(self, fix: str) -> tuple[dict[int, int], ServiceCheck]:
         topic = self.settings.trades_topic
-        hint = ("start the local stack with `make run` (or `python -m stack up`)" if self.settings.embedded_kafka
-                else "check KAFKA_BOOTSTRAP_SERVERS")
+        hint = fix if self.settings.embedded_kafka else "check KAFKA_BOOTSTRAP_SERVERS"
         try:
             if self._consumer is None:
                 self._consumer = KafkaConsumer(bootstrap_servers=self.settings.effective_kafka_bootstrap,

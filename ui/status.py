@@ -5,10 +5,32 @@ from __future__ import annotations
 import streamlit as st
 
 from pipeline.domain.status import QueryState
+from stack.embedded import Phase, Plan
 from ui.runtime import AppRuntime
+
+STARTUP_FIX = ("Fix that and restart the app; the terminal that runs it shows the details. On a machine not set up "
+               "yet, run `scripts/bootstrap.sh` first: it installs and fetches what is missing (or stop this app and "
+               "use `make run`, which does that and then starts the app).")
+
+
+def show_startup_banner(runtime: AppRuntime) -> bool:
+    """The app's own start-up (its local stack, Spark's jars), while it runs or after it failed; True if shown."""
+    stack = runtime.stack_status()
+    if stack is None:
+        return False
+    if stack.phase is Phase.FAILED:
+        st.error(f"**The app could not start its services**: {stack.error}. {STARTUP_FIX}", icon="🛑")
+        return True
+    if stack.phase is Phase.STARTING and stack.plan is not Plan.CONFIGURED:
+        st.info("Starting the local stack for this app: MongoDB stand-in, Kafka, CDC relay, archive (seconds; longer on "
+                f"a first run). What it starts stops when the app ends. Now: {stack.detail}", icon="⏳")
+        return True
+    return False
 
 
 def show_service_banners(runtime: AppRuntime) -> None:
+    if show_startup_banner(runtime):
+        return
     for check in runtime.health.latest().problems:
         st.error(f"**{check.name}** is unavailable: {check.detail}", icon="🛑")
     status = runtime.query_status()
@@ -19,4 +41,4 @@ def show_service_banners(runtime: AppRuntime) -> None:
                    "where they stopped, nothing is lost or counted twice. See the **Pipeline** page.", icon="🔁")
     elif status.state is QueryState.FAILED:
         st.error(f"The streaming query stopped: {status.error}. Check the services on the **Pipeline** "
-                 "page (`python -m stack status`) and restart the app.", icon="🛑")
+                 "page (`python -m stack status` lists the local stack's) and restart the app.", icon="🛑")

@@ -62,7 +62,7 @@ def check_reachable(settings: Settings, mongo: MongoClient) -> None:
         ping(mongo)
     except PyMongoError as exc:
         hint = (
-            "start the local stack with `make run` (or `python -m stack up`)"
+            "start the local stack with `python -m stack up` (it starts only what is missing)"
             if settings.embedded_mongo
             else "check MONGO_URI, and that the server runs as a replica set (README 'Real services')"
         )

@@ -251,7 +251,7 @@ def test_without_services_every_page_says_what_is_wrong_and_what_to_do(stack, tm
             assert "mongodb://" not in shown and "Traceback" not in shown
             if page != "pages/pipeline.py":
                 assert "**MongoDB** is unavailable" in shown and "**Kafka** is unavailable" in shown
-                assert "**CDC relay** is unavailable" in shown and "make run" in shown
+                assert "**CDC relay** is unavailable" in shown and "python -m stack up" in shown
         assert "No trade has arrived yet" in texts(run_page())
         at = run_page("pages/simulator.py")
         at.text_input(key="trade_price").set_value("10")

@@ -118,7 +118,7 @@ def test_kafka_lag_compares_end_offsets_with_the_query_progress():
 
 def test_relay_health_reads_its_heartbeat(tmp_path):
     settings = Settings.from_env({"STOCKDASH_DATA_DIR": str(tmp_path)})
-    assert check_cdc(settings).ok is False and "make run" in check_cdc(settings).detail
+    assert check_cdc(settings).ok is False and "python -m stack up" in check_cdc(settings).detail
     status = tmp_path / "cdc" / "relay-status.json"
     status.parent.mkdir()
     status.write_text(json.dumps({"state": "running", "events": 1234, "heartbeat_at": time.time()}))
