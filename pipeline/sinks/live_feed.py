@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +55,7 @@ class LiveFeed:
         self.error: str | None = None
         self.skipped = 0  # malformed messages, logged and left out
         self.received = 0  # live ticks read
+        self.skipped_ahead = 0  # dated too far ahead of this clock (the record sets them aside)
         self.unlisted: set[str] = set()  # symbols seen that are not listed: never shown
         self.listed = ListedSymbols(settings)
         self.read_at: float | None = None
@@ -102,6 +104,13 @@ class LiveFeed:
                 log.error("live feed: skipped a malformed message at %s/%s offset %s (%s: %s)", message.topic,
                           message.partition, message.offset, type(exc).__name__, str(exc)[:200])
         self.received += len(ticks)
+        # A trade dated ahead of this clock by more than the skew the record allows is one the record will
+        # reject (``absurd_trade_time``): never on screen, not even for a moment.
+        latest_allowed = datetime.now(timezone.utc) + timedelta(seconds=self.settings.max_clock_skew_s)
+        ahead = [live for live in ticks if live.tick.trade_time > latest_allowed]
+        if ahead:
+            self.skipped_ahead += len(ahead)
+            ticks = [live for live in ticks if live.tick.trade_time <= latest_allowed]
         listed = self.listed()
         unlisted = {live.tick.symbol for live in ticks} - listed - self.unlisted
         if unlisted:

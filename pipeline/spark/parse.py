@@ -55,8 +55,11 @@ def _epoch_millis(expression: str) -> str:
 # A message the CDC relay wrote in place of a change event too large for the topic (see services.relay).
 _OVERSIZE = "get_json_object(raw, '$.stockdashOversize.bytes') IS NOT NULL"
 # The database clock, never ahead of this query's: a forged cluster time in the future must neither move
-# the replay horizon nor widen the trade-time check (``current_timestamp()`` is the batch's time).
-_DB_TIME = "least(coalesce(cluster_time, ingest_time), current_timestamp())"
+# the replay horizon nor widen the trade-time check (``{clock}``: ``current_timestamp()``, the batch's time).
+_DB_TIME = "least(coalesce(cluster_time, ingest_time), {clock})"
+# A real-time batch runs for minutes and ``current_timestamp()`` is its start: a query in real-time mode
+# takes the change's own time, and whoever reads its output bounds the trade time by a clock of its own.
+NO_CLOCK = "TIMESTAMP '9999-12-31 00:00:00'"
 
 PARSE_SQL = f"""
 WITH events AS (
@@ -133,7 +136,7 @@ END
 
 
 def parse_change_events(messages: DataFrame, known_symbols: Iterable[str] | None = None,
-                        max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> DataFrame:
+                        max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S, clock: str = "current_timestamp()") -> DataFrame:
     """Parse and validate; one output row per input message (see the module docstring).
 
     Works on a streaming DataFrame too (the job parses in the stream's plan, built once). Without
@@ -141,7 +144,7 @@ def parse_change_events(messages: DataFrame, known_symbols: Iterable[str] | None
     ``max_skew_s`` ahead of the database clock is ``absurd_trade_time``.
     """
     # The skew goes into the text (a whole number): the plan is built once, and no parameter marker is needed.
-    sql = PARSE_SQL.replace("{max_skew_s}", str(int(max_skew_s)))
+    sql = PARSE_SQL.replace("{max_skew_s}", str(int(max_skew_s))).replace("{clock}", clock)
     parsed = messages.sparkSession.sql(sql, messages=messages)
     return parsed if known_symbols is None else check_symbols(parsed, known_symbols)
 

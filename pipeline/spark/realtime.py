@@ -24,7 +24,7 @@ from pyspark.sql.streaming import StreamingQuery
 from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S
 from pipeline.settings import Settings
 from pipeline.sinks import topics
-from pipeline.spark.parse import parse_change_events, valid_ticks
+from pipeline.spark.parse import NO_CLOCK, parse_change_events, valid_ticks
 from pipeline.spark.session import spark_session, trades_source
 from pipeline.spark.supervisor import SupervisedQuery
 
@@ -44,7 +44,8 @@ FROM {ticks}
 
 def live_ticks(messages: DataFrame, max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> DataFrame:
     """Kafka messages -> (key, value) rows: each valid trade as JSON, keyed by its symbol."""
-    ticks = valid_ticks(parse_change_events(messages, max_skew_s=max_skew_s))
+    # The trade-time bound against the clock is the feed's (``pipeline.sinks.live_feed``): see ``NO_CLOCK``.
+    ticks = valid_ticks(parse_change_events(messages, max_skew_s=max_skew_s, clock=NO_CLOCK))
     return messages.sparkSession.sql(LIVE_TICK_SQL, ticks=ticks)
 
 
@@ -67,9 +68,8 @@ class LiveTicksJob(SupervisedQuery):
         if slots < needed:  # it would hold every slot and starve the micro-batch query
             raise RuntimeError(f"the live-ticks query needs {needed} task slots beside the micro-batch query's and Spark "
                                f"has {slots}: set SPARK_MASTER=local[{needed + 1}] (or more cores), or STREAM_MODE=microbatch")
-        # From the end of the topic when it first starts: the record covers what came before. A fetch
-        # returns as soon as a message is there; the wait only bounds how often an idle topic is asked.
-        source = trades_source(spark, self.settings, startingOffsets="latest", **{"kafka.fetch.max.wait.ms": 500})
+        # From the end of the topic when it first starts: the record covers what came before.
+        source = trades_source(spark, self.settings, startingOffsets="latest")
         query = (
             live_ticks(source, self.settings.max_clock_skew_s)
             .writeStream.queryName(QUERY_NAME)

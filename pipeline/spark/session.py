@@ -37,6 +37,10 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.sql.streaming.minBatchesToRetain", "20")
         # No empty batches just because the dedupe watermark moved: they delay the next real one.
         .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+        # How often an idle micro-batch query asks Kafka for new offsets. Alone, it must notice a trade at
+        # once (Spark's 10 ms); beside the live ticks, which put trades on screen, a quiet market then costs
+        # Kafka and Spark next to nothing (measured idle: Kafka 14 % of a core at 10 ms).
+        .config("spark.sql.streaming.pollingDelay", "10ms" if settings.stream_mode == "microbatch" else "250ms")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("WARN")
