@@ -6,6 +6,7 @@ change the numbers, an unlisted symbol never shows, and the app's pages show the
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -102,6 +103,38 @@ def test_the_default_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stac
             assert not at.exception, at.exception
         finally:
             ui_runtime.install(None)
+    finally:
+        reader.stop()
+        stop(job, relay)
+        client.close()
+
+
+def test_live_ticks_keep_coming_longer_into_a_real_time_batch_than_the_clock_skew(stack: Settings, tmp_path):
+    """A real-time batch lasts minutes and Spark's ``current_timestamp()`` is its start: a trade-time bound on
+    it would set aside every trade once the batch is older than MAX_CLOCK_SKEW_S (the live ticks stopped,
+    silently, ~60 s into each batch). Here the skew is 2 s and trades keep coming for 10 s."""
+    settings = isolated(stack, tmp_path, "skew").with_changes(max_clock_skew_s=2, realtime_checkpoint_s=300)
+    env = settings.service_env()
+    relay = start(["pipeline.services.relay"], env, tmp_path / "relay.log")
+    job = start(["pipeline", "job"], env, tmp_path / "job.log")
+    client = mongo.client(settings)
+    state = MarketState()
+    reader = ReaderWithLiveTicks(AggregateReader(settings, state), settings, state).start_in_background()
+    try:
+        transactions = client[settings.database]["transaction"]
+
+        def a_live_tick_read() -> bool:
+            transactions.insert_many(trade_documents(SYMBOLS, 0, 3))
+            return reader.feed.received > 0
+
+        wait_until(a_live_tick_read, timeout=180, interval=0.5, what="the first live tick")
+        first_seen = time.monotonic()
+        wait_until(lambda: time.monotonic() - first_seen > 10, timeout=30, interval=0.5,
+                   what="ten seconds of trades", describe=lambda: "")
+        received = reader.feed.received
+        wait_until(lambda: transactions.insert_many(trade_documents(SYMBOLS, 0, 3)) and reader.feed.received > received,
+                   timeout=30, interval=0.5, what="live ticks more than MAX_CLOCK_SKEW_S into the batch")
+        assert reader.feed.skipped_ahead == 0
     finally:
         reader.stop()
         stop(job, relay)
