@@ -8,8 +8,10 @@ Phases, each followed by a drain (every trade visible):
    micro-batch query alone in this process (``STREAM_MODE=microbatch``), then again in the default mode
    with the job in a process of its own (record and live-ticks query) read as an app in reading mode does;
 4. the original design (consumer -> one JSON file per message -> Spark file source) at the
-   comparison rate, with its one-minute trigger, then with our trigger.
-Prints tables; writes ``bench/results/latest.json`` and ``latest.png``.
+   comparison rate, with its one-minute trigger, then with our trigger;
+5. insert → pixel: the app served as ``make run`` serves it, on a stack of its own, watched in Chromium,
+   idle and at 1,000 trades/s, with the CPU of every process (``bench/pixel.py``).
+Prints tables; writes ``bench/results/latest.json`` and ``latest.png`` (1-4), ``pixel.json`` (5).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from decimal import Decimal
 
 import psutil
 
+from bench import pixel
 from bench.baseline import start_file_query
 from bench.common import bench_settings, machine
 from bench.load import PacedLoad
@@ -228,7 +231,7 @@ def _sustained(phase: dict, rate: int) -> bool:
     return phase["all_visible"] and p99 is not None and p99 < SUSTAIN_P99_S and phase["achieved_per_s"] >= 0.95 * rate
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare-rate", type=int, default=200, help="trades/s of the ours-vs-original comparison")
@@ -239,7 +242,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=lambda text: [int(v) for v in text.split(",")],
                         default=[2000, 5000, 10000, 15000, 20000], help="rates of the throughput steps")
     parser.add_argument("--skip-baseline", action="store_true", help="only our pipeline (for tuning runs)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--skip-pixel", action="store_true", help="leave out phase 5, insert → pixel")
+    parser.add_argument("--pixel-only", action="store_true",
+                        help="phase 5 alone (`python -m bench.pixel`, with its options, runs it too)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.pixel_only:
+        _pipeline_bench(args)
+    if not args.skip_pixel:
+        pixel.run(pixel.parser().parse_args([]))
+    return 0
+
+
+def _pipeline_bench(args: argparse.Namespace) -> None:
+    """Phases 1-4: prints the tables; a full run (not --skip-baseline) writes latest.json and latest.png."""
     bench = Bench(args)
     started = datetime.now(timezone.utc)
     try:
@@ -250,12 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.skip_baseline:  # a tuning run: keep the full run's results
         print_tables(result)
-        return 0
+        return
     (RESULTS / "latest.json").write_text(json.dumps(result, default=str))
     plot(result, RESULTS / "latest.png")
     print_tables(result)
     print(f"\n[bench] results: {RESULTS / 'latest.json'}, plot: {RESULTS / 'latest.png'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""What both benchmarks share: the settings of a bench's own local stack, and the machine's description."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import psutil
+
+from pipeline.settings import Settings
+from stack.process import free_port, free_port_pair
+
+
+def bench_settings(data_dir: Path) -> Settings:
+    env = {**os.environ, "STOCKDASH_DATA_DIR": str(data_dir), "LOCAL_MONGO_PORT": str(free_port()),
+           "LOCAL_KAFKA_PORT": str(free_port_pair()), "TRADES_TOPIC": "bench.transaction",
+           # The H2 file backend inserts ~1-2k documents/s (Java serialisation); memory does >20k/s.
+           "LOCAL_MONGO_STORAGE": os.environ.get("LOCAL_MONGO_STORAGE", "memory"),
+           "LOCAL_MONGO_HEAP_MB": os.environ.get("LOCAL_MONGO_HEAP_MB", "4096"),
+           "LOCAL_MONGO_OPLOG_ENTRIES": os.environ.get("LOCAL_MONGO_OPLOG_ENTRIES", "200000")}
+    return Settings.from_env(env)
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "cpu_model": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                               if line.startswith("model name")), platform.processor()),
+            "python": platform.python_version(), "platform": platform.platform()}

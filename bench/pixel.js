@@ -1,0 +1,87 @@
+// Installed in every viewer page before Streamlit's own scripts (bench/browser.py, add_init_script).
+// Notes, in wall-clock ms (Date.now(): the same clock as the bench's time.time()), when each probe price
+// first reached the screen, per kind of element. Probe prices are ₹10.00-₹99.99, two decimals, and no
+// other symbol trades there, so a price on screen is one probe trade and nothing else.
+(() => {
+  const PRICE = /^₹(\d{2}\.\d\d)$/;
+  const RUPEE = 0x20b9;
+  const CHART = '[data-testid="stVegaLiteChart"]';
+  // Only the chart's own message carries this (a tooltip title of ui/charts.py's candlestick spec).
+  const CHART_MARK = new TextEncoder().encode("Since-start");
+  const CLOSE = /Close: (\d{2}(?:\.\d{1,2})?)(?:;|$)/;
+  const seen = { canvas: {}, metric: {}, chart: {}, svg: {} }; // price text -> first ms
+  const first = (map, key, at) => { if (!(key in map)) map[key] = at; };
+
+  // The dataframes (glide-data-grid) paint each cell's text on a canvas with fillText: the pixel itself.
+  const fillText = CanvasRenderingContext2D.prototype.fillText;
+  CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
+    if (typeof text === "string" && text.charCodeAt(0) === RUPEE) {
+      const match = PRICE.exec(text);
+      if (match) first(seen.canvas, match[1], Date.now());
+    }
+    return fillText.call(this, text, ...rest);
+  };
+
+  // The chart's data on its way, to split the chart's time: Arrow (little-endian float64 columns) inside
+  // Streamlit's protobuf message, so the candle's close is the exact double of a probe price in the
+  // chart's message (in the browser, not drawn yet).
+  const contains = (bytes, mark) => {
+    outer: for (let i = 0; i + mark.length <= bytes.length; i++) {
+      if (bytes[i] !== mark[0]) continue;
+      for (let j = 1; j < mark.length; j++) if (bytes[i + j] !== mark[j]) continue outer;
+      return true;
+    }
+    return false;
+  };
+  const chartPrices = (buffer, at) => {
+    const bytes = new Uint8Array(buffer);
+    if (!contains(bytes, CHART_MARK)) return;
+    const view = new DataView(buffer);
+    for (let i = 0; i + 8 <= bytes.length; i++) {
+      // A double in [8, 128) has 0x40 as its top byte and 0x2-0x5 as the next one's high nibble.
+      if (bytes[i + 7] !== 0x40) continue;
+      const nibble = bytes[i + 6] >> 4;
+      if (nibble < 2 || nibble > 5) continue;
+      const value = view.getFloat64(i, true);
+      if (value < 10 || value >= 100) continue;
+      const key = value.toFixed(2);
+      if (Number(key) === value) first(seen.chart, key, at);
+    }
+  };
+  const NativeSocket = window.WebSocket;
+  window.WebSocket = class extends NativeSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (event) => {
+        if (event.data instanceof ArrayBuffer) chartPrices(event.data, Date.now());
+      });
+    }
+  };
+
+  // The figures (st.metric) are DOM text; the chart is SVG (Vega's renderer for small charts) whose
+  // marks carry their fields in aria-label ("…; Open: 11; Close: 11.95; …"): noted when a mutation
+  // puts a probe price there (the frame after it, the pixels).
+  const metrics = (at) => {
+    for (const element of document.querySelectorAll('[data-testid="stMetricValue"]')) {
+      const match = PRICE.exec(element.textContent.trim().replace(/,/g, ""));
+      if (match) first(seen.metric, match[1], at);
+    }
+  };
+  const candles = (at) => {
+    for (const mark of document.querySelectorAll(`${CHART} svg [aria-label]`)) {
+      const match = CLOSE.exec(mark.getAttribute("aria-label"));
+      if (match) first(seen.svg, Number(match[1]).toFixed(2), at);
+    }
+  };
+  new MutationObserver((records) => {
+    const at = Date.now();
+    const chart = (node) => node.closest?.(CHART) || node.querySelector?.(CHART);
+    if (records.some((record) => record.target.closest?.(CHART) || Array.from(record.addedNodes).some(chart))) {
+      candles(at);
+    }
+    metrics(at);
+  }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true,
+                         attributeFilter: ["aria-label"] });
+
+  window.__benchPixel = { take: () => seen };
+})();
