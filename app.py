@@ -6,14 +6,20 @@ query that runs inside this process (started once, see ``ui/runtime.py``).
 
 import streamlit as st
 
-st.set_page_config(page_title="Stock market dashboard", page_icon="📈", layout="wide")
+from ui import live
 
-navigation = st.navigation(
-    [
-        st.Page("pages/market.py", title="Market", icon="📊", default=True),
-        st.Page("pages/stock.py", title="Stock", icon="📈", url_path="stock"),
-        st.Page("pages/simulator.py", title="Simulator", icon="🎲", url_path="simulator"),
-        st.Page("pages/pipeline.py", title="Pipeline", icon="🩺", url_path="pipeline"),
-    ]
-)
-navigation.run()
+if __name__ == "__main__":  # a run of the script: Streamlit (and AppTest) run it as __main__
+    st.set_page_config(page_title="Stock market dashboard", page_icon="📈", layout="wide")
+    navigation = st.navigation(
+        [
+            st.Page("pages/market.py", title="Market", icon="📊", default=True),
+            st.Page("pages/stock.py", title="Stock", icon="📈", url_path="stock"),
+            st.Page("pages/simulator.py", title="Simulator", icon="🎲", url_path="simulator"),
+            st.Page("pages/pipeline.py", title="Pipeline", icon="🩺", url_path="pipeline"),
+        ]
+    )
+    navigation.run()
+else:
+    # Imported by `streamlit run app.py`, which finds this st.App and serves it: this same script, with
+    # the route that tells open pages when the market changed (ui/live.py) beside Streamlit's own.
+    app = st.App("app.py", routes=live.routes())

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from pipeline.domain.snapshot import MarketSnapshot
+from ui import live
 from ui.exchange import ZONE_NOTE, market_badge
 from ui.format import LIVE, ago, breadth, change_colour, market_table, movers
 from ui.runtime import get_runtime, listed_stocks
@@ -20,10 +21,10 @@ from ui.status import show_service_banners
 runtime = get_runtime()
 stocks = listed_stocks()
 st.title("📊 Market")
-PRICE = st.column_config.NumberColumn(format="₹%.2f", width=85)
+PRICE = st.column_config.NumberColumn(format="₹%.2f", width=72)
 # What the table shows, in order; the frame keeps "Symbol" as plain text beside the link.
-SHOWN = ["Link", "Company", "Sector", "NAV", "Change %", "Trend", "High", "Low", "Volume", "Buy %", "Transactions",
-         "Last trade (IST)", "Freshness"]
+SHOWN = ["Link", "Company", "Sector", "Last", "Change", "Change %", "Trend", "High", "Low", "Prev close", "VWAP",
+         "Volume", "Buy %", "Trades", "Last trade (IST)", "Freshness"]
 WATCH_ONLY = "watchlist"
 
 
@@ -78,7 +79,8 @@ def market_figures(table: pd.DataFrame, snapshot: MarketSnapshot, stale_after: i
     cols[1].metric("Advancers", f"{wide.advancers:,}")
     cols[2].metric("Decliners", f"{wide.decliners:,}")
     cols[3].metric("Unchanged", f"{wide.unchanged:,}")
-    cols[4].metric("Transactions", f"{snapshot.total_trades:,}")
+    cols[4].metric("Trades today", f"{int(table['Trades'].sum()):,}",
+                   help=f"trading day {snapshot.trading_day or '–'} (IST); {snapshot.total_trades:,} since the start")
     cols[5].metric("Live", f"{live:,} of {len(table):,}", help=f"a stock is stale when its last trade is more than "
                    f"{stale_after} s old")
     st.caption(f"Last updated: {ago(snapshot.updated_at)} · "
@@ -97,23 +99,38 @@ def market_dataframe(table: pd.DataFrame, stale_after: int) -> None:
         column_config={
             "Link": st.column_config.LinkColumn("Symbol", display_text=r"symbol=(.+)$", width=90,
                                                 help="opens the stock's page (candles, latest trades)"),
-            "NAV": PRICE, "High": PRICE, "Low": PRICE,
-            "Change %": st.column_config.NumberColumn("Chg %", format="%+.2f%%", width=62,
-                                                      help="NAV against the first trade since start"),
-            "Volume": st.column_config.NumberColumn(format="compact", width=55),
-            "Transactions": st.column_config.NumberColumn("Trades", format="compact", width=50),
-            "Buy %": st.column_config.NumberColumn("Buy", format="%.0f%%", width=45,
-                                                   help="share of the volume bought (buy-side trades)"),
-            "Company": st.column_config.TextColumn(width=95),
-            "Sector": st.column_config.TextColumn(width=105),
-            "Last trade (IST)": st.column_config.DatetimeColumn("Last (IST)", format="HH:mm:ss", width=68,
-                                                                help="event time of the NAV trade, IST 24-hour"),
+            "Last": st.column_config.NumberColumn("Last", format="₹%.2f", width=72,
+                                                  help="the latest trade's price (by trade time) on the trading day"),
+            "Change": st.column_config.NumberColumn("Chg ₹", format="%+.2f", width=58,
+                                                    help="last price minus the previous close"),
+            "Change %": st.column_config.NumberColumn("Chg %", format="%+.2f%%", width=58,
+                                                      help="against the previous close"),
+            "High": PRICE, "Low": PRICE, "VWAP": PRICE,
+            "Prev close": st.column_config.NumberColumn("Prev", format="₹%.2f", width=72,
+                                                        help="last price of the previous session, else the reference price"),
+            "Volume": st.column_config.NumberColumn("Vol", format="compact", width=48, help="shares traded today"),
+            "Trades": st.column_config.NumberColumn("Trades", format="compact", width=48, help="trades today"),
+            "Buy %": st.column_config.NumberColumn("Buy", format="%.0f%%", width=40,
+                                                   help="share of today's volume bought (buy-side trades)"),
+            "Company": st.column_config.TextColumn(width=90),
+            "Sector": st.column_config.TextColumn(width=90),
+            "Last trade (IST)": st.column_config.DatetimeColumn("Time", format="HH:mm:ss", width=62,
+                                                                help="event time of the latest trade, IST 24-hour"),
             "Trend": st.column_config.LineChartColumn("Trend", help="recent trade prices: green rising, red falling",
-                                                      width=70, color="auto"),
-            "Freshness": st.column_config.TextColumn("Fresh", width=68,
+                                                      width=62, color="auto"),
+            "Freshness": st.column_config.TextColumn("Fresh", width=62,
                                                      help=f"stale: no trade for more than {stale_after} s"),
         },
     )
+
+
+def as_text(row: dict) -> str:
+    """One stock on the trading day in words (a stock with no trade today shows its previous close)."""
+    if not row["Trades"]:
+        return f"{row['Symbol']}: last {row['Last']:.2f}, no trade today"
+    change = "" if pd.isna(row["Change"]) else f" change {row['Change']:+.2f} ({row['Change %']:+.2f}%)"
+    return (f"{row['Symbol']}: last {row['Last']:.2f}{change} high {row['High']:.2f} low {row['Low']:.2f} "
+            f"trades today {row['Trades']}")
 
 
 def movers_tables(table: pd.DataFrame) -> None:
@@ -126,10 +143,11 @@ def movers_tables(table: pd.DataFrame) -> None:
             column.caption(empty)
         else:
             column.dataframe(frame.style.map(change_colour, subset=["Change %"]), hide_index=True, width="stretch",
-                             column_config={"NAV": PRICE, "Change %": st.column_config.NumberColumn(format="%+.2f%%")})
+                             column_config={"Last": PRICE, "Change %": st.column_config.NumberColumn(format="%+.2f%%")})
 
 
-@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
+# Redrawn when the market changed; and every 5 s, the freshness badges' step, for the ages and badges.
+@live.fragment(runtime, idle_s=5)
 def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
     show_service_banners(runtime)
     st.caption(f"{market_badge(datetime.now(timezone.utc))} · {ZONE_NOTE}")
@@ -150,8 +168,7 @@ def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
     movers_tables(table)
     # The table is drawn on a canvas; the same figures in text, for people and browser tests.
     with st.expander("As text"):
-        st.text("\n".join(f"{row.Symbol}: NAV {row.NAV:.2f} high {row.High:.2f} low {row.Low:.2f} "
-                          f"transactions {row.Transactions}" for row in table.itertuples(index=False)))
+        st.text("\n".join(as_text(row) for row in table.to_dict("records")))
 
 
 live_market(*view_controls())

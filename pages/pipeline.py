@@ -6,6 +6,7 @@ import streamlit as st
 from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.domain.snapshot import MarketSnapshot
 from pipeline.domain.status import QueryState, QueryStatus
+from ui import live
 from ui.charts import batch_timeline
 from ui.format import ago, batches_frame, plain, seconds
 from ui.health import HealthReport, kafka_lag
@@ -98,7 +99,8 @@ def skipped_stocks() -> None:
                    f"{lines}", icon="⚠️")
 
 
-@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
+# Also every 2 s without a change: the services are probed that often, and rates and lag move on their own.
+@live.fragment(runtime, idle_s=2)
 def live_pipeline() -> None:
     health = runtime.health.latest()
     status = runtime.query_status()

@@ -9,6 +9,7 @@ from pymongo.errors import PyMongoError
 from pipeline.sinks.mongo import describe_address
 from simulator import scenarios
 from simulator.trades import SIDES, InvalidTrade, insert_trade, price_text, validate_trade
+from ui import live
 from ui.runtime import get_runtime, listed_stocks
 
 SCENARIO_TIMEOUT_S = 30
@@ -17,7 +18,6 @@ runtime = get_runtime()
 stocks = listed_stocks()
 symbols = sorted(stocks)
 transactions = runtime.mongo[runtime.settings.database]["transaction"]
-refresh_s = runtime.settings.dashboard_refresh_ms / 1000
 st.title("🎲 Trade simulator")
 st.caption(f"Trades are inserted into `{runtime.settings.database}.transaction` on "
            f"{describe_address(runtime.settings)}; change data capture carries them to the dashboard.")
@@ -74,7 +74,12 @@ if start:
         st.toast(f"Generating {plan.total:,} trades over {plan.duration_s:.0f} s")
 
 
-@st.fragment(run_every=refresh_s)
+def generator_ticking() -> float | None:
+    # Progress moves on its own while the generator runs (the state only once the pipeline carries it).
+    return 1.0 if generator.progress().state == "running" else None
+
+
+@live.fragment(runtime, idle_s=generator_ticking)
 def generator_progress() -> None:
     progress = generator.progress()
     if progress.plan is None:
@@ -119,7 +124,16 @@ if st.button(f"Run “{chosen.title}”", key="scenario_run", type="primary"):
         unavailable("run the scenario", exc)
 
 
-@st.fragment(run_every=refresh_s)
+def scenario_ticking() -> float | None:
+    # A verdict still waiting turns into "timed out" with time alone; a settled one changes only with the state.
+    run = st.session_state.get("scenario_result")
+    if run is None:
+        return None
+    now = scenarios.verdict(run, observe(run.symbol), SCENARIO_TIMEOUT_S)
+    return None if now.agreed or now.timed_out else 1.0
+
+
+@live.fragment(runtime, idle_s=scenario_ticking)
 def scenario_check() -> None:
     run = st.session_state.get("scenario_result")
     if run is None:

@@ -7,9 +7,10 @@ import streamlit as st
 
 from pipeline.domain.metrics import StockAggregate
 from pipeline.domain.snapshot import MarketSnapshot
+from ui import live
 from ui.charts import candlestick
 from ui.exchange import ZONE_NOTE, ist_text
-from ui.format import ago, candles_frame, plain, recent_trades
+from ui.format import ago, candles_frame, day_row, plain, recent_trades
 from ui.runtime import get_runtime, listed_stocks
 from ui.status import show_service_banners
 
@@ -33,20 +34,30 @@ st.caption(f"{plain(stocks[symbol].sector)} · {ZONE_NOTE}")
 
 
 def stock_figures(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
+    """The trading day's figures (``pipeline.domain.days``): last price against the previous close, the day's
+    range, VWAP, volume and trades; late and rejected counts since the start."""
+    day = day_row(snapshot, stocks.get(symbol), symbol)
     late, rejected = snapshot.late_by_symbol.get(symbol, 0), snapshot.rejected_by_symbol.get(symbol, 0)
-    change = aggregate.change_pct
+    change = f"{day['Change']:+,.2f} ({day['Change %']:+.2f}%)" if day["Change"] is not None else None
     top, bottom = st.columns(4), st.columns(4)
-    top[0].metric("NAV", f"₹{aggregate.nav:,.2f}", f"{change:+.2f}%" if change is not None else None)
-    top[1].metric("High", f"₹{aggregate.high:,.2f}")
-    top[2].metric("Low", f"₹{aggregate.low:,.2f}")
-    top[3].metric("Transactions", f"{aggregate.trades:,}")
-    bottom[0].metric("VWAP", f"₹{aggregate.vwap:,.2f}" if aggregate.vwap is not None else "–")
-    bought = f"{aggregate.buy_volume / aggregate.volume:.0%} bought" if aggregate.volume else None
-    bottom[1].metric("Volume", f"{aggregate.volume:,}", bought, delta_color="off",
-                     help="shares traded; the share bought is the volume of buy-side trades")
-    bottom[2].metric("Late ticks", f"{late:,}", help="counted in these figures, left out of candles")
-    bottom[3].metric("Rejected", f"{rejected:,}", help="set aside with a reason, not counted")
-    st.caption(f"Last trade {ist_text(aggregate.last_trade_time)} · updated {ago(snapshot.updated_at)}")
+    top[0].metric("Last", f"₹{day['Last']:,.2f}", change, help="latest trade's price; change against the previous close")
+    top[1].metric("High", money(day["High"]), help="the trading day's highest price")
+    top[2].metric("Low", money(day["Low"]), help="the trading day's lowest price")
+    top[3].metric("Prev close", money(day["Prev close"]),
+                  help="last price of the previous session seen, else the stock's reference price")
+    bottom[0].metric("VWAP", money(day["VWAP"]), help="the day's volume-weighted average price")
+    bought = f"{day['Buy %']:.0f}% bought" if day["Buy %"] is not None else None
+    bottom[1].metric("Volume", f"{day['Volume'] or 0:,}", bought, delta_color="off",
+                     help="shares traded today; the share bought is the volume of buy-side trades")
+    bottom[2].metric("Trades", f"{day['Trades']:,}", help=f"today; {aggregate.trades:,} since the start")
+    bottom[3].metric("Set aside", f"{late:,} late · {rejected:,} rejected",
+                     help="late: counted since the start, left out of candles and the day; rejected: not counted")
+    st.caption(f"Trading day {snapshot.trading_day or '–'} · last trade {ist_text(aggregate.last_trade_time)} · "
+               f"updated {ago(snapshot.updated_at)}")
+
+
+def money(value: object) -> str:
+    return f"₹{value:,.2f}" if isinstance(value, (int, float)) else "–"
 
 
 def candle_chart(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
@@ -56,10 +67,12 @@ def candle_chart(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
     if candles.empty:
         st.info("Candles start with the next trade of this symbol.", icon="💡")
         return
+    day = snapshot.day_figures.get(symbol)
+    band = day.metrics if day is not None and day.metrics is not None else aggregate  # the day's range
     chart = runtime.view(f"candles/{symbol}/{interval}", snapshot.version, lambda: candlestick(
-        candles, float(aggregate.low), float(aggregate.high), interval))
+        candles, float(band.low), float(band.high), interval))
     st.altair_chart(chart, width="stretch")
-    st.caption("Orange dashes: VWAP since the first candle shown · shaded band: since-start low to high · "
+    st.caption("Orange dashes: VWAP since the first candle shown · shaded band: the day's low to high · "
                "a revised candle received a trade after it had closed.")
 
 
@@ -76,7 +89,7 @@ def latest_trades(snapshot: MarketSnapshot) -> None:
     })
 
 
-@st.fragment(run_every=runtime.settings.dashboard_refresh_ms / 1000)
+@live.fragment(runtime, idle_s=5)  # and every 5 s for "updated … ago" and the banners
 def live_stock() -> None:
     show_service_banners(runtime)
     snapshot = runtime.state.snapshot()

@@ -64,9 +64,11 @@ def test_market_lists_every_traded_stock_with_movers_and_breadth(app_runtime, tr
     assert "Market" in texts(at)
     table = at.dataframe[0].value
     row = table[table["Symbol"] == fresh_symbol].iloc[0]
-    assert (row["NAV"], row["High"], row["Low"], row["Transactions"]) == (321.5, 321.5, 300.0, 2)
-    assert row["Change %"] == 7.17 and row["Freshness"] == "🟢 live" and list(row["Trend"]) == [300.0, 321.5]
-    assert {"Stocks traded", "Advancers", "Decliners", "Unchanged", "Transactions", "Live"} <= set(metrics(at))
+    assert (row["Last"], row["High"], row["Low"], row["Trades"]) == (321.5, 321.5, 300.0, 2)
+    # Against the previous close: no earlier session of this stock was seen, so its reference price (100)
+    assert (row["Prev close"], row["Change"], row["Change %"]) == (100.0, 221.5, 221.5)
+    assert row["Freshness"] == "🟢 live" and list(row["Trend"]) == [300.0, 321.5]
+    assert {"Stocks traded", "Advancers", "Decliners", "Unchanged", "Trades today", "Live"} <= set(metrics(at))
     assert int(metrics(at)["Advancers"]) >= 1
     assert "Last updated" in texts(at) and any("Top gainers" in h.value for h in at.subheader)
     gainers = at.dataframe[1].value
@@ -204,9 +206,9 @@ def test_stock_page_charts_candles_and_lists_trades(app_runtime, transactions, f
     assert at.selectbox(key="stock_symbol").value == fresh_symbol
     assert len(at.get("vega_lite_chart")) == 1
     shown = metrics(at)
-    assert list(shown) == ["NAV", "High", "Low", "Transactions", "VWAP", "Volume", "Late ticks", "Rejected"]
-    assert shown["NAV"] == "₹12.00" and shown["VWAP"] == "₹11.00"
-    assert int(shown["Transactions"].replace(",", "")) >= agg.trades
+    assert list(shown) == ["Last", "High", "Low", "Prev close", "VWAP", "Volume", "Trades", "Set aside"]
+    assert (shown["Last"], shown["High"], shown["Low"], shown["VWAP"]) == ("₹12.00", "₹12.00", "₹10.00", "₹11.00")
+    assert int(shown["Trades"].replace(",", "")) >= agg.trades
     trades = at.dataframe[0].value
     assert list(trades["Trade id"][:3]) == [str(i) for i in reversed(ids)]
     at.radio(key="candle_interval").set_value("5m")

@@ -157,17 +157,18 @@ def test_a_trade_entered_in_the_browser_shows_on_market_and_stock_pages(browser_
     client = mongo.client(app_settings)
     client[app_settings.database]["transaction"].insert_one({"symbol": "TCS", "price": 3500.0, "quantity": 1})
     client.close()
-    market_text(page, r"TCS: NAV 3500\.00", timeout_s=60)
+    market_text(page, r"TCS: last 3500\.00", timeout_s=60)
 
     open_page(page, "Simulator")
     page.get_by_label("Price (₹)").fill("1234.50")
     page.get_by_label("Quantity").fill("7")
     page.get_by_role("button", name="Insert trade").click()
     expect(page.get_by_text("Inserted buy 7 × ASIANPAINT @ ₹1234.50")).to_be_visible(timeout=15_000)
-    market_text(page, r"ASIANPAINT: NAV 1234\.50 high 1234\.50 low 1234\.50 transactions 1\b", timeout_s=DEADLINE_S)
+    market_text(page, r"ASIANPAINT: last 1234\.50 change [-+][\d.]+ \([-+][\d.]+%\) high 1234\.50 low 1234\.50 "
+                      r"trades today 1\b", timeout_s=DEADLINE_S)
 
     open_page(page, "Stock")  # the first listed stock, ASIANPAINT
-    expect(page.get_by_test_id("stMetric").filter(has_text="NAV")).to_contain_text("₹1,234.50", timeout=DEADLINE_S * 1000)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Last")).to_contain_text("₹1,234.50", timeout=DEADLINE_S * 1000)
     expect(page.locator("[data-testid='stVegaLiteChart']")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/stock\?symbol=ASIANPAINT$"))
     no_console_errors(page)
@@ -177,7 +178,7 @@ def test_a_deep_link_opens_the_stock_page(browser_page: Page, app_url: str):
     page = browser_page
     page.goto(f"{app_url}/stock?symbol=TCS")
     expect(page.get_by_role("heading", level=1)).to_contain_text("TCS · Tata Consultancy Services", timeout=30_000)
-    expect(page.get_by_test_id("stMetric").filter(has_text="NAV")).to_contain_text("₹3,500.00", timeout=30_000)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Last")).to_contain_text("₹3,500.00", timeout=30_000)
     no_console_errors(page)
 
 
@@ -215,7 +216,7 @@ def test_every_page_is_screenshotted_with_live_data(browser_page: Page, app_sett
     choose(page, "Symbol", "INFY")
     expect(page.get_by_role("heading", level=1)).to_contain_text("INFY", timeout=30_000)
     expect(page.locator("[data-testid='stVegaLiteChart']")).to_be_visible(timeout=30_000)  # the candles drawn
-    expect(page.get_by_test_id("stMetric").filter(has_text="NAV")).to_contain_text("₹", timeout=30_000)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Last")).to_contain_text("₹", timeout=30_000)
     screenshot(page, screenshots / "stock.png")
 
     open_page(page, "Pipeline")
@@ -301,3 +302,22 @@ def test_market_at_1440_links_to_stock_keeps_the_watchlist_and_charts_in_ist(bro
         print(f"\nIST axis labels: {times}")
     finally:
         context.close()
+
+
+def test_every_page_fits_a_phone_and_a_desktop(browser_page: Page, app_url: str, screenshots: Path):
+    """At a phone's width (390 px) and a desktop's (1440 px) no page scrolls sideways (wide tables scroll
+    inside themselves on a phone), and each page is screenshotted at both widths for the README."""
+    for width, height in ((390, 844), (1440, 1000)):
+        context = browser_page.context.browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        try:
+            for name, path in PAGE_PATHS.items():
+                page.goto(f"{app_url}{path}{'?symbol=INFY' if name == 'Stock' else ''}")
+                expect(page.get_by_role("heading", level=1)).to_be_visible(timeout=60_000)
+                if name in ("Market", "Stock"):
+                    expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=60_000)
+                screenshot(page, screenshots / f"{name.lower()}-{width}.png")
+                assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), (
+                    name, width, page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]"))
+        finally:
+            context.close()

@@ -74,7 +74,7 @@ def check_reading_app(settings: Settings, tmp_path: Path) -> None:
             at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
             assert not at.exception, at.exception
             table = at.dataframe[0].value.set_index("Symbol")
-            assert table.loc["INFY", "Transactions"] == 100
+            assert table.loc["INFY", "Trades"] == 100
             at.switch_page("pages/pipeline.py").run()
             assert any("runs elsewhere" in c.value for c in at.caption)
         finally:

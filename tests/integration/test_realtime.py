@@ -97,7 +97,7 @@ def test_the_default_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stac
         try:
             at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
             assert not at.exception, at.exception
-            assert at.dataframe[0].value.set_index("Symbol").loc["INFY", "Transactions"] == state.snapshot().stocks[
+            assert at.dataframe[0].value.set_index("Symbol").loc["INFY", "Trades"] == state.snapshot().stocks[
                 "INFY"].trades
             at.switch_page("pages/pipeline.py").run()
             assert not at.exception, at.exception
