@@ -8,6 +8,7 @@ from pipeline.domain.snapshot import MarketSnapshot
 from pipeline.domain.status import QueryState, QueryStatus
 from ui import live
 from ui.charts import batch_timeline
+from ui.exchange import naive_ist
 from ui.format import ago, batches_frame, plain, seconds
 from ui.health import HealthReport, kafka_lag
 from ui.runtime import get_runtime, skipped_stock_documents
@@ -23,9 +24,8 @@ def service_cards(health: HealthReport, status: QueryStatus) -> None:
     query_detail = status.describe()
     if status.state is QueryState.READING and status.read_at is not None:
         query_detail += f", read {ago(status.read_at)}"
-    if status.mode == "realtime" and status.state is QueryState.RUNNING:
-        query_detail += ": per-symbol figures only (candles, set-aside ledgers and recent trades come with " \
-                        "STREAM_MODE=microbatch)"
+    if status.live:  # the default mode: where the live-ticks path stands
+        query_detail += f" · {status.live}"
     cards = [(check.name, check.ok, check.detail) for check in (health.mongo, health.kafka, health.cdc)]
     cards += [("Spark query", status.state.healthy, query_detail), (health.archive.name, health.archive.ok,
                                                                     health.archive.detail)]
@@ -56,6 +56,9 @@ def flow_metrics(snapshot: MarketSnapshot, health: HealthReport, status: QuerySt
     error = snapshot.query_error or status.error
     if error:
         st.error(f"Last error: {error}", icon="🛑")
+    if status.live:
+        st.caption(f"Live ticks: {snapshot.live_ticks:,} trades on screen ahead of the micro-batch record, which "
+                   "takes them over with its next batch.")
     if snapshot.dropped_as_old:
         st.warning(f"{snapshot.dropped_as_old:,} change events were older than the replay horizon (DEDUPE_HORIZON_S = "
                    f"{runtime.settings.dedupe_horizon_s} s behind the newest) and were dropped as replays.", icon="⚠️")
@@ -90,6 +93,15 @@ def set_aside_tables(snapshot: MarketSnapshot) -> None:
                f"`{runtime.settings.late_topic}`.")
 
 
+def since_start(snapshot: MarketSnapshot) -> None:
+    """The record's totals since the stream's start (the Market and Stock pages show the trading day)."""
+    with st.expander("Since the start (all sessions)"):
+        st.dataframe(pd.DataFrame(
+            [{"Symbol": symbol, "Trades": a.trades, "Volume": a.volume, "Low": float(a.low), "High": float(a.high),
+              "Last": float(a.nav), "First trade (IST)": naive_ist(a.open_time)} for symbol, a in sorted(snapshot.stocks.items())],
+            columns=["Symbol", "Trades", "Volume", "Low", "High", "Last", "First trade (IST)"]), hide_index=True, width="stretch")
+
+
 def skipped_stocks() -> None:
     skipped = skipped_stock_documents()
     if skipped:
@@ -109,6 +121,7 @@ def live_pipeline() -> None:
     flow_metrics(snapshot, health, status)
     batch_chart(snapshot)
     set_aside_tables(snapshot)
+    since_start(snapshot)
     skipped_stocks()
 
 
