@@ -7,6 +7,7 @@ query that runs inside this process (started once, see ``ui/runtime.py``).
 import streamlit as st
 
 from ui import live
+from ui.runtime import lifespan
 
 if __name__ == "__main__":  # a run of the script: Streamlit (and AppTest) run it as __main__
     st.set_page_config(page_title="Stock market dashboard", page_icon="📈", layout="wide")
@@ -22,4 +23,6 @@ if __name__ == "__main__":  # a run of the script: Streamlit (and AppTest) run i
 else:
     # Imported by `streamlit run app.py`, which finds this st.App and serves it: this same script, with
     # the route that tells open pages when the market changed (ui/live.py) beside Streamlit's own.
-    app = st.App("app.py", routes=live.routes())
+    # The lifespan stops the query, then the local stack this app started, when the server shuts down
+    # (also on SIGTERM, which ends uvicorn's process before atexit handlers would run).
+    app = st.App("app.py", routes=live.routes(), lifespan=lifespan)

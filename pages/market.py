@@ -23,7 +23,8 @@ stocks = listed_stocks()
 st.title("📊 Market")
 PRICE = st.column_config.NumberColumn(format="₹%.2f", width=72)
 # What the table shows, in order; the frame keeps "Symbol" as plain text beside the link.
-SHOWN = ["Link", "Company", "Sector", "Last", "Change", "Change %", "Trend", "High", "Low", "Prev close", "VWAP",
+# The company is on the Stock page (and in the "As text" view): the table must fit 1440 px without scrolling.
+SHOWN = ["Link", "Sector", "Last", "Change", "Change %", "Trend", "High", "Low", "Prev close", "VWAP",
          "Volume", "Buy %", "Trades", "Last trade (IST)", "Freshness"]
 WATCH_ONLY = "watchlist"
 

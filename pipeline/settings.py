@@ -61,7 +61,8 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("CANDLE_LATENESS_S", "120", "event-time lateness accepted into candles; older ticks go to the late ledger"),
     ("APP_MODE", "embedded", "`embedded`: the app hosts the streaming query; `reader`: it reads the aggregates a job "
                              "elsewhere writes to MongoDB"),
-    ("DASHBOARD_REFRESH_MS", "500", "how often the dashboard redraws itself"),
+    ("DASHBOARD_REFRESH_MS", "500", "at most how often a page redraws while trades flow (a single change is drawn at "
+                                    "once); the redraw interval where push is unavailable"),
     ("STALE_AFTER_S", "60", "a stock's badge turns \"stale\" when its last trade is older than this"),
 )
 

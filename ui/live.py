@@ -118,16 +118,17 @@ def _runtime_feed() -> ChangeFeed:
     return feed_for(get_runtime().state)
 
 
-async def send_changes(socket: WebSocket, feed: ChangeFeed, since: int, keepalive_s: float = 25.0) -> None:
+async def send_changes(socket: WebSocket, feed: ChangeFeed, since: int, round_s: float = 25.0) -> None:
     """Send the version whenever it passes ``since`` (at once if it differs already: the page drew an
-    older one, or a state that was replaced). Returns when the client leaves."""
+    older one, or a state that was replaced). Returns when the client leaves. Nothing is sent while
+    nothing changes (each wait lasts at most ``round_s``; uvicorn's pings keep the socket alive)."""
     receiving = asyncio.ensure_future(socket.receive())  # completes when the client disconnects
     try:
         if feed.version != since:
             since = feed.version
             await socket.send_text(str(since))
         while not receiving.done():
-            waiting = asyncio.ensure_future(feed.wait_past(since, keepalive_s))
+            waiting = asyncio.ensure_future(feed.wait_past(since, round_s))
             await asyncio.wait({waiting, receiving}, return_when=asyncio.FIRST_COMPLETED)
             if not waiting.done():
                 waiting.cancel()

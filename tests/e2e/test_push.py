@@ -108,8 +108,9 @@ def test_a_trade_inserted_into_mongodb_is_pushed_onto_the_market_page(market: Tr
     shown = time.monotonic()
     market.seen()
     assert len(market.versions) > pushed, "the change feed sent no version: the trade came by the slow tick"
-    print(f"\ninsert -> version pushed {market.pushed_at[pushed] - inserted:.3f} s -> on screen {shown - inserted:.3f} s "
-          "(the pipeline's time, then the redraw's)")
+    last_push = max(at for at in market.pushed_at if at <= shown)
+    print(f"\ninsert -> last version pushed before it showed {last_push - inserted:.3f} s -> seen on screen "
+          f"{shown - inserted:.3f} s (as often as Playwright looks)")
     assert all(market.reruns[reruns:]), "a whole-page rerun: only the live fragment should have rerun"
 
 

@@ -92,8 +92,8 @@ class FakeSocket:
 def test_the_socket_sends_each_new_version_once_and_ends_when_the_client_leaves(feed):
     async def converse() -> list[str]:
         socket = FakeSocket()
-        sending = asyncio.create_task(live.send_changes(socket, feed, since=feed.version, keepalive_s=0.1))  # type: ignore[arg-type]
-        await asyncio.sleep(0.3)  # three keepalive rounds without a change: nothing is sent
+        sending = asyncio.create_task(live.send_changes(socket, feed, since=feed.version, round_s=0.1))  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)  # three rounds without a change: nothing is sent
         assert socket.sent.empty()
         heard = []
         for _ in range(2):
