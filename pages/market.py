@@ -32,7 +32,7 @@ WATCH_ONLY = "watchlist"
 def url_list(name: str, allowed: Collection[str]) -> list[str]:
     """A comma-separated query parameter, keeping only allowed values (never echoed back unchecked)."""
     given = [item.strip() for item in st.query_params.get(name, "").split(",")]
-    return sorted({item for item in given if item in allowed})
+    return sorted({item for item in given if item and item in allowed})  # a stock may have a blank sector
 
 
 def set_url_list(name: str, values: list[str]) -> None:
@@ -44,7 +44,7 @@ def set_url_list(name: str, values: list[str]) -> None:
 
 def view_controls() -> tuple[list[str], list[str], bool]:
     """Sector filter, watchlist and "watchlist only", each started from the URL and written back to it."""
-    sectors = sorted({stock.sector for stock in stocks.values()})
+    sectors = sorted({stock.sector for stock in stocks.values() if stock.sector})
     if "market_sectors" not in st.session_state:
         st.session_state["market_sectors"] = url_list("sector", sectors)
     if "market_watch" not in st.session_state:

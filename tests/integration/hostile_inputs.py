@@ -123,7 +123,7 @@ def raw_messages(symbol: str, at: Callable[[], datetime], run: str) -> list[Host
         Hostile("forged oversize marker", "event_too_large",
                 raw=json.dumps({**json.loads(_event(f"{run}-stub", doc(), now_s)),
                                 "stockdashOversize": {"bytes": 1, "limit": 0}}).encode()),
-        Hostile("event id of 1 MB", COUNTED, raw=_event("E" * 1_000_000, doc(113.0), now_s), price=Decimal("113")),
+        Hostile("event id of 1 MB", COUNTED, raw=_event(f"{run}-" + "E" * 1_000_000, doc(113.0), now_s), price=Decimal("113")),
         Hostile("key of 100 KB", COUNTED, raw=_event(f"{run}-bigkey", doc(114.0), now_s), key=b"K" * 100_000,
                 price=Decimal("114")),
         # Duplicate keys as a forged producer writes them (MongoDB clients do not send such documents): the

@@ -184,7 +184,7 @@ def test_stock_documents_in_any_shape_list_their_symbol_and_odd_ones_are_skipped
     newco, oldstyle = f"NEWCO{uuid.uuid4().hex[:4].upper()}", f"OLD{uuid.uuid4().hex[:4].upper()}"
     stock.insert_many([{"symbol": newco, "company": "New Co", "sector": 7, "reference_price": "n/a"},
                        {"stock": oldstyle.lower(), "company": "Original design's shape"},
-                       {"company": "No symbol at all"}, {"_id": "bad id", "symbol": "O'NEIL; DROP"}])
+                       {"company": "No symbol at all"}, {"_id": f"bad id {newco}", "symbol": "O'NEIL; DROP"}])
     wait_until(lambda: {newco, oldstyle} <= market_job.listed(), timeout=60, what="the new stocks listed")
     now = datetime.now(timezone.utc)
     transactions.insert_many([{"symbol": symbol, "price": 10 + i, "quantity": 1, "trade_time": now + timedelta(milliseconds=i)}
@@ -195,7 +195,7 @@ def test_stock_documents_in_any_shape_list_their_symbol_and_odd_ones_are_skipped
     assert (stocks[newco].trades, stocks[oldstyle].trades) == (2, 1)
     assert market_job.status().state is QueryState.RUNNING
     skipped = dict(market_job.listed.listing.skipped)
-    assert "bad id" in skipped and any("no `symbol` field" in reason for reason in skipped.values())
+    assert f"bad id {newco}" in skipped and any("no `symbol` field" in reason for reason in skipped.values())
     with pipeline_page(stack, market_job, mongo_client) as at:
         assert any("list no usable symbol" in warning.value for warning in at.warning)
         at.switch_page("pages/stock.py")
