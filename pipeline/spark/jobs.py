@@ -38,13 +38,11 @@ class StreamingJobs:
         return self.market.restarts
 
     def start(self) -> StreamingJobs:
-        """Start synchronously, unsupervised (tests); raises on failure."""
+        """Start synchronously (tests), raising on failure; then supervised as in :meth:`start_in_background`."""
         self.market.start()
         if self.live is not None:
             self.live.start()
-        if self.feed is not None:
-            self.feed.start_in_background()
-        return self
+        return self.start_in_background()  # each supervisor finds its query running and watches it
 
     def start_in_background(self) -> StreamingJobs:
         self.market.start_in_background()

@@ -33,12 +33,16 @@ log = logging.getLogger("stockdash.realtime")
 QUERY_NAME = "stockdash_live_ticks"
 PLAN_VERSION = 2
 
+# Every field bounded, so that a message always fits the live topic (a hostile document with a 1 MB symbol or
+# id must not fail the query on every restart): a listed symbol has at most 32 characters, so a longer one
+# is no stock and not passed on; ids are cut (the record keeps the whole message).
 LIVE_TICK_SQL = """
 SELECT symbol AS key, to_json(named_struct(
-  'symbol', symbol, 'trade_time_us', unix_micros(trade_time), 'event_id', event_id, 'trade_id', trade_id,
+  'symbol', symbol, 'trade_time_us', unix_micros(trade_time), 'event_id', event_id, 'trade_id', left(trade_id, 128),
   'price', CAST(price AS STRING), 'quantity', quantity, 'side', side, 'ingest_us', unix_micros(ingest_time),
   'partition', partition, 'offset', offset)) AS value
 FROM {ticks}
+WHERE length(symbol) <= 64
 """
 
 
