@@ -69,6 +69,9 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         "LOCAL_KAFKA_PORT": str(free_port_pair()),
         "TRADES_TOPIC": f"test.transaction.{uuid.uuid4().hex[:8]}",
         "SPARK_JARS": spark_jars(),
+        # The hostile suite stores documents of up to 16 MB and floods of junk: the stand-in's default 512 MB
+        # heap ran out once the session had run it in both stream modes.
+        "LOCAL_MONGO_HEAP_MB": "2048",
     }
     return Settings.from_env(env)
 

@@ -20,7 +20,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle
-from pipeline.domain.days import session_of, session_start_s
+from pipeline.domain.days import CLOSE_WITHIN, session_of, session_start_s
 from pipeline.domain.metrics import StockAggregate
 from pipeline.sinks import codec
 
@@ -107,11 +107,13 @@ class CandleStore:
         return self.load(since), self.closes(day_start) if day_start is not None else []
 
     def closes(self, before_s: int) -> list[Candle]:
-        """Per symbol, its last 1-minute candle that starts before ``before_s``."""
-        earlier = {"interval_s": MINUTE, "start_s": {"$lt": before_s}}
-        documents = (self.collection.find_one({**earlier, "symbol": symbol}, sort=[("start_s", -1)])
-                     for symbol in self.collection.distinct("symbol", earlier))
-        return [codec.candle_from_bson(doc) for doc in documents if doc is not None]
+        """Per symbol, its last 1-minute candle that starts before ``before_s`` (within the sessions a previous
+        close may come from): one scan, newest first, keeping each symbol's first."""
+        window = {"interval_s": MINUTE, "start_s": {"$lt": before_s, "$gte": before_s - int(CLOSE_WITHIN.total_seconds())}}
+        last: dict[str, dict] = {}
+        for doc in self.collection.find(window).sort("start_s", -1):
+            last.setdefault(doc["symbol"], doc)
+        return [codec.candle_from_bson(doc) for doc in last.values()]
 
     def load(self, since_s: int) -> list[tuple[Candle, int]]:
         self.collection.delete_many({"lineage": {"$ne": self.lineage}})

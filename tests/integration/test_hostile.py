@@ -27,10 +27,13 @@ from pipeline.domain.status import QueryState
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.waits import wait_until
 from tests.integration.hostile_inputs import COUNTED, REFUSED, Hostile, documents, raw_messages, tombstone
+from tests.modes import DEFAULT_MODE_ONLY
 from tests.oracle import OracleTick, expected_metrics
 from ui import runtime as ui_runtime
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark]
+# In the default mode only: the suite stores hundreds of MB of hostile documents, and the record it checks is
+# the same query in both modes (the live path's part is covered by test_realtime and the live-ticks tests).
+pytestmark = [pytest.mark.integration, pytest.mark.spark, DEFAULT_MODE_ONLY]
 FLOOD = 100_000
 
 
