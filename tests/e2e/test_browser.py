@@ -207,7 +207,7 @@ def test_every_page_is_screenshotted_with_live_data(browser_page: Page, app_sett
         timeout=DEADLINE_S * 1000)
     screenshot(page, screenshots / "simulator.png")
 
-    market_text(page, r"INFY: NAV", timeout_s=30)
+    market_text(page, r"INFY: last", timeout_s=30)
     set_as_text_open(page, False)
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)  # the table, not the text
     screenshot(page, screenshots / "market.png")
