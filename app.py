@@ -6,7 +6,7 @@ query that runs inside this process (started once, see ``ui/runtime.py``).
 
 import streamlit as st
 
-from ui import live
+from ui import live, page_switch
 from ui.runtime import lifespan
 
 if __name__ == "__main__":  # a run of the script: Streamlit (and AppTest) run it as __main__
@@ -25,4 +25,5 @@ else:
     # the route that tells open pages when the market changed (ui/live.py) beside Streamlit's own.
     # The lifespan stops the query, then the local stack this app started, when the server shuts down
     # (also on SIGTERM, which ends uvicorn's process before atexit handlers would run).
+    page_switch.install()
     app = st.App("app.py", routes=live.routes(), lifespan=lifespan)

@@ -321,3 +321,18 @@ def test_every_page_fits_a_phone_and_a_desktop(browser_page: Page, app_url: str,
                     name, width, page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]"))
         finally:
             context.close()
+
+
+def test_switching_pages_while_trades_flow_never_leaves_a_page_blank(browser_page: Page):
+    """A live fragment of the page being left can ask for a rerun just after the click on another page;
+    that used to blank the new page for good about one switch in five (see ui/page_switch.py)."""
+    page = browser_page
+    open_page(page, "Simulator")
+    page.get_by_role("button", name="Start").click()  # 50 trades/s for a minute: every fragment keeps firing
+    expect(page.get_by_text(re.compile(r"running: [\d,]+ of"))).to_be_visible(timeout=DEADLINE_S * 1000)
+    for _ in range(10):
+        open_page(page, "Simulator")
+        expect(page.get_by_text(re.compile(r"(running|finished): [\d,]+ of"))).to_be_visible(timeout=30_000)
+        page.get_by_role("link", name="Market").click()
+        expect(page.locator("details").filter(has_text="As text")).to_be_visible(timeout=30_000)
+    no_console_errors(page)
