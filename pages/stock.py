@@ -8,7 +8,7 @@ import streamlit as st
 from pipeline.domain.metrics import StockAggregate
 from pipeline.domain.snapshot import MarketSnapshot
 from ui import live
-from ui.charts import candlestick
+from ui.charts import ZOOM, candlestick, zoom_of
 from ui.exchange import ZONE_NOTE, ist_text
 from ui.format import ago, candles_frame, day_row, plain, recent_trades
 from ui.runtime import get_runtime, listed_stocks
@@ -69,11 +69,16 @@ def candle_chart(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
         return
     day = snapshot.day_figures.get(symbol)
     band = day.metrics if day is not None and day.metrics is not None else aggregate  # the day's range
-    chart = runtime.view(f"candles/{symbol}/{interval}", snapshot.version, lambda: candlestick(
-        candles, float(band.low), float(band.high), interval))
-    st.altair_chart(chart, width="stretch")
+    # The user's zoom comes back as the chart's selection and is drawn again: a redraw keeps it. One per
+    # symbol and interval (a new key starts unzoomed).
+    key = f"candles_{symbol}_{interval}"
+    zoom = zoom_of(st.session_state.get(key))
+    chart = runtime.view(f"candles/{symbol}/{interval}", (snapshot.version, zoom), lambda: candlestick(
+        candles, float(band.low), float(band.high), interval, zoom))
+    st.altair_chart(chart, width="stretch", key=key, on_select="rerun", selection_mode=[ZOOM])
     st.caption("Orange dashes: VWAP since the first candle shown · shaded band: the day's low to high · "
-               "a revised candle received a trade after it had closed.")
+               "a revised candle received a trade after it had closed · "
+               + ("zoomed: double-click the chart to see the whole day" if zoom else "wheel or drag to zoom"))
 
 
 def latest_trades(snapshot: MarketSnapshot) -> None:

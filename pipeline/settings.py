@@ -57,7 +57,8 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ARCHIVE_DIR", "$STOCKDASH_DATA_DIR/archive", "raw change events, one JSON Lines file per day and partition"),
     ("ARCHIVE_RETENTION_DAYS", "7", "archive days kept; older day folders are purged"),
     ("MAX_CLOCK_SKEW_S", "60", "a trade dated further ahead of the database clock is set aside (`absurd_trade_time`)"),
-    ("DEDUPE_HORIZON_S", "600", "how long (database time) a change event id is remembered to drop replays"),
+    ("DEDUPE_HORIZON_S", "600", "how long (the query's time) a change event id is remembered to drop replays; "
+                                "an event further behind the newest database time is set aside"),
     ("CANDLE_LATENESS_S", "120", "event-time lateness accepted into candles; older ticks go to the late ledger"),
     ("APP_MODE", "embedded", "`embedded`: the app hosts the streaming query; `reader`: it reads the aggregates a job "
                              "elsewhere writes to MongoDB"),

@@ -11,6 +11,9 @@ UP, DOWN = "#0a8f3c", "#d0312d"
 # it were UTC* on a `utc` scale with an explicit 24-hour format: the browser's zone cannot shift it.
 # Tooltips show the same time as a string made here.
 AXIS_TIME, TOOLTIP_TIME = "%H:%M", "%Y-%m-%d %H:%M:%S"
+# The candle chart's x zoom/pan, a named selection: its range comes back through ``st.altair_chart``'s
+# ``on_select`` and is drawn again at every redraw (pages/stock.py), so a redraw keeps the user's view.
+ZOOM, CROSSHAIR = "zoom", "crosshair"
 
 
 def ist_time_columns(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -27,12 +30,40 @@ def ist_axis(column: str, title: str, label_format: str = AXIS_TIME) -> alt.X:
                  axis=alt.Axis(format=label_format, labelOverlap=True))
 
 
-def candlestick(candles: pd.DataFrame, low: float, high: float, interval_label: str) -> alt.LayerChart:
-    """Candles (wick = low..high, body = open..close) with the VWAP line and the since-start min/max
-    band behind them, and volume bars along the bottom quarter on their own scale (one layered chart,
-    so it stretches to the page's width)."""
+def minutes_axis(column: str, title: str) -> alt.X:
+    """An x channel for ``<column> min``: the IST wall clock in minutes since the epoch, on a *linear* scale.
+
+    Linear, not temporal: Streamlit reports a zoom of a temporal scale as an empty selection, so the zoom
+    could not be kept. Minutes make the scale's round ticks whole minutes (1, 5, 10, 20 … apart); the
+    labels are the same 24-hour IST clock as elsewhere."""
+    return alt.X(f"{column} min:Q", title=title, scale=alt.Scale(zero=False, nice=False, padding=10),
+                 axis=alt.Axis(labelExpr=f"utcFormat(datum.value * 60000, '{AXIS_TIME}')", tickMinStep=1,
+                               labelOverlap=True))
+
+
+def zoom_of(event: object) -> tuple[float, float] | None:
+    """The x range (minutes) of a candle chart's zoom from its ``on_select`` event, None when not zoomed."""
+    selection = getattr(event, "selection", None) or (event.get("selection") if isinstance(event, dict) else None)
+    chosen = (selection or {}).get(ZOOM) or {}
+    span = chosen.get("Start min")
+    if not isinstance(span, (list, tuple)) or len(span) != 2:
+        return None
+    low, high = (float(value) for value in span)
+    return (low, high) if low < high else None
+
+
+def candlestick(candles: pd.DataFrame, low: float, high: float, interval_label: str,
+                zoom: tuple[float, float] | None = None) -> alt.LayerChart:
+    """Candles (wick = low..high, body = open..close), the VWAP line, the day's low..high band, volume bars
+    along the bottom quarter on their own scale, a crosshair and x zoom/pan (wheel, drag; double-click
+    resets) starting from ``zoom``. One level of layers (it stretches to the page; Vega-Lite drops a zoom's
+    initial value in nested layers), each with its own y scale: the price layers share one explicit
+    domain and one axis. Every mark clips: a zoomed chart draws nothing over its axes."""
     candles = ist_time_columns(candles, "Start")
-    x = ist_axis("Start", f"{interval_label} candles (IST, 24-hour)")
+    candles["Start min"] = candles["Start ms"] / 60_000
+    candles["Readout"] = [f"{when[11:16]}  O {o:,.2f}  H {h:,.2f}  L {lo:,.2f}  C {c:,.2f}  Vol {v:,}" for when, o, h, lo, c, v in
+                          candles[["Start IST", "Open", "High", "Low", "Close", "Volume"]].itertuples(index=False)]
+    base = alt.Chart(candles).encode(x=minutes_axis("Start", f"{interval_label} candles (IST, 24-hour)"))
     when = alt.Tooltip("Start IST:N", title="Start (IST)")
     colour = alt.Color("Direction:N", scale=alt.Scale(domain=["up", "down"], range=[UP, DOWN]), legend=None)
     tooltip = [when, "Open:Q", "High:Q", "Low:Q", "Close:Q", "Volume:Q", "Transactions:Q",
@@ -40,24 +71,42 @@ def candlestick(candles: pd.DataFrame, low: float, high: float, interval_label: 
     # Room below the lowest price for the volume bars; a flat price still gets a visible range.
     span = (high - low) or max(high * 0.01, 0.01)
     price_scale = alt.Scale(zero=False, domain=[low - span * 0.45, high + span * 0.05])
-    base = alt.Chart(candles).encode(x=x)
+
+    def price(field: str, axis: bool = False) -> alt.Y:
+        return alt.Y(field, scale=price_scale, title="Price (₹)", axis=alt.Axis() if axis else None)
+
     band = (
         alt.Chart(pd.DataFrame({"low": [low], "high": [high]}))
         .mark_rect(opacity=0.08, color="#1f77b4")
-        .encode(y=alt.Y("low:Q", scale=price_scale, title="Price (₹)"), y2="high:Q",
-                tooltip=[alt.Tooltip("low:Q", title="Since-start low"), alt.Tooltip("high:Q", title="Since-start high")])
+        .encode(y=price("low:Q", axis=True), y2="high:Q")
     )
-    wicks = base.mark_rule().encode(y=alt.Y("Low:Q", scale=price_scale), y2="High:Q", color=colour, tooltip=tooltip)
-    bodies = base.mark_bar(size=7).encode(y="Open:Q", y2="Close:Q", color=colour, tooltip=tooltip)
-    vwap = base.mark_line(color="#ff9f1c", strokeDash=[4, 2]).encode(y="VWAP:Q", tooltip=[when, "VWAP:Q"])
-    price = alt.layer(band, wicks, bodies, vwap)
+    wicks = base.mark_rule(clip=True).encode(y=price("Low:Q"), y2="High:Q", color=colour, tooltip=tooltip)
+    bodies = base.mark_bar(size=7, clip=True).encode(y=price("Open:Q"), y2="Close:Q", color=colour, tooltip=tooltip)
+    vwap = base.mark_line(color="#ff9f1c", strokeDash=[4, 2], clip=True).encode(y=price("VWAP:Q"),
+                                                                                 tooltip=[when, "VWAP:Q"])
     # Volume on its own axis whose top is 4x the largest bar: the bars keep to the bottom quarter.
-    volume = base.mark_bar(size=7, opacity=0.35).encode(
+    volume = base.mark_bar(size=7, opacity=0.35, clip=True).encode(
         y=alt.Y("Volume:Q", title="Volume", scale=alt.Scale(domain=[0, max(1, int(candles["Volume"].max()) * 4)]),
                 axis=alt.Axis(orient="right")),
         color=colour, tooltip=[when, "Volume:Q", "Transactions:Q"],
     )
-    return alt.layer(price, volume).resolve_scale(y="independent").properties(height=420)
+    return (alt.layer(band, wicks, bodies, vwap, volume, *crosshair(base, tooltip, zoom))
+            .resolve_scale(y="independent").properties(height=420))
+
+
+def crosshair(base: alt.Chart, tooltip: list, zoom: tuple[float, float] | None) -> tuple[alt.Chart, alt.Chart]:
+    """A rule on the candle nearest the pointer, with that candle's figures read out at its top; the chart's
+    zoom lives on the rule's layer. Both selections on one layer: Altair lists a layered chart's selections
+    for every layer that has one, and a selection defined in two views is a duplicate signal Vega refuses."""
+    zooming = alt.selection_interval(name=ZOOM, bind="scales", encodings=["x"],
+                                     value={"x": list(zoom)} if zoom else alt.Undefined)
+    hover = alt.selection_point(name=CROSSHAIR, on="pointermove", nearest=True, encodings=["x"], empty=False,
+                                clear="pointerout")
+    rule = base.mark_rule(color="#666", strokeDash=[3, 3], clip=True).encode(
+        opacity=alt.condition(hover, alt.value(0.9), alt.value(0)), tooltip=tooltip).add_params(zooming, hover)
+    readout = base.mark_text(align="left", dx=6, fontSize=12, clip=True).encode(
+        text="Readout:N", y=alt.value(10)).transform_filter(hover)
+    return rule, readout
 
 
 def batch_timeline(batches: pd.DataFrame) -> alt.LayerChart:

@@ -22,6 +22,9 @@ REJECT_REASONS = {
     "invalid_side": "side is not buy or sell",
     "invalid_trade_time": "trade time cannot be parsed",
     "absurd_trade_time": "trade time is before 2000, or ahead of the database clock by more than MAX_CLOCK_SKEW_S",
+    "behind_replay_horizon": "change event is more than DEDUPE_HORIZON_S (database time) behind the newest one seen: "
+                             "maybe a replay older than the ids the stream remembers, so not counted; re-inject it "
+                             "if it is new",
 }
 
 # Why a valid trade is late: counted since the start, left out of candles and the day's figures, in the

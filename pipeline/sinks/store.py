@@ -22,6 +22,7 @@ from pymongo.database import Database
 from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle
 from pipeline.domain.days import CLOSE_WITHIN, session_of, session_start_s
 from pipeline.domain.metrics import StockAggregate
+from pipeline.domain.replay import ReplayClock
 from pipeline.sinks import codec
 
 COLLECTION = "stock_aggregates"
@@ -118,3 +119,27 @@ class CandleStore:
     def load(self, since_s: int) -> list[tuple[Candle, int]]:
         self.collection.delete_many({"lineage": {"$ne": self.lineage}})
         return [(codec.candle_from_bson(doc), doc["batch_id"]) for doc in self.collection.find({"start_s": {"$gte": since_s}})]
+
+
+class ReplayClockStore:
+    """``pipeline_clock``: the newest database time per partition the record has seen, as of the last batch,
+    for the replay floor (``pipeline.domain.replay``). It keeps the batch's id and the time before it too, so a
+    batch re-run after a crash gets the floor its first run had: the same rows set aside, exactly once."""
+
+    def __init__(self, db: Database, lineage: str) -> None:
+        self.collection = db["pipeline_clock"]
+        self.lineage = lineage
+
+    def load(self) -> ReplayClock | None:
+        document = self.collection.find_one({"_id": "replay", "lineage": self.lineage})
+        if document is None:
+            return None
+        return ReplayClock(document["batch_id"], *({int(p): int(t) for p, t in document[side].items()}
+                                                   for side in ("before_us", "after_us")))
+
+    def save(self, clock: ReplayClock) -> None:
+        self.collection.replace_one({"_id": "replay"}, {
+            "lineage": self.lineage, "batch_id": clock.batch_id,
+            **{side: {str(p): t for p, t in times.items()} for side, times in (("before_us", clock.before_us),
+                                                                              ("after_us", clock.after_us))}},
+            upsert=True)

@@ -23,13 +23,14 @@ from pyspark.sql import DataFrame
 
 from pipeline.domain.candles import Candle, candles_of_minute, merge_candle
 from pipeline.domain.metrics import StockAggregate, merge
+from pipeline.domain.replay import ReplayClock, advanced, replay_floors
 from pipeline.domain.snapshot import BatchReport, BatchResult, SetAside, Tick
 from pipeline.domain.state import MarketState
 from pipeline.sinks import codec
 from pipeline.sinks.activity import ActivityStore
 from pipeline.sinks.ledger import Ledger, late_record, rejected_record
 from pipeline.sinks.publish import AggregatePublisher
-from pipeline.sinks.store import AggregateStore, CandleStore
+from pipeline.sinks.store import AggregateStore, CandleStore, ReplayClockStore
 from pipeline.spark.parse import check_symbols
 from pipeline.spark.summary import summarize_batch
 
@@ -46,6 +47,7 @@ class BatchSinks:
     late: Ledger | None = None
     published: AggregatePublisher | None = None
     activity: ActivityStore | None = None
+    clock: ReplayClockStore | None = None
 
     def close(self) -> None:
         for sink in (self.rejected, self.late, self.published):
@@ -65,6 +67,7 @@ class Classified:
     deletes: int = 0
     messages: int = 0
     offsets: dict[int, int] = field(default_factory=dict)  # per partition, the greatest offset in the batch
+    newest_db_us: dict[int, int] = field(default_factory=dict)  # per partition, the newest database time
 
 
 def _tick(symbol: str, row: Any) -> Tick:
@@ -79,6 +82,7 @@ def classify(rows: Iterable[Any]) -> Classified:
     for row in rows:
         found.messages += row.messages
         found.offsets[row.partition] = max(row.max_offset, found.offsets.get(row.partition, -1))
+        found.newest_db_us[row.partition] = max(row.max_db_time_us, found.newest_db_us.get(row.partition, 0))
         if row.outcome in ("tick", "late"):
             aggregate = codec.from_spark(row.asDict())
             found.aggregates[row.symbol] = merge(found.aggregates.get(row.symbol), aggregate)
@@ -98,11 +102,13 @@ class BatchHandler:
     """The ``foreachBatch`` function: collects one small result and hands it to the sinks, then the state."""
 
     def __init__(self, state: MarketState, known_symbols: Callable[[], Iterable[str]], sinks: BatchSinks | None = None,
-                 lateness_s: int = 120) -> None:
+                 lateness_s: int = 120, replay_horizon_s: int = 600) -> None:
         self.state = state
         self.known_symbols = known_symbols
         self.sinks = sinks or BatchSinks()
         self.lateness_us = lateness_s * 1_000_000
+        self.replay_horizon_s = replay_horizon_s
+        self.clock: ReplayClock | None = self.sinks.clock.load() if self.sinks.clock is not None else None
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -111,14 +117,19 @@ class BatchHandler:
         session_start_us = self.state.session_start_us()
         # One partition: a micro-batch is small, and one task without a shuffle beats two stages.
         rows = summarize_batch(check_symbols(batch.coalesce(1), self.known_symbols()), watermarks,
-                               session_start_us=session_start_us).collect()
+                               session_start_us=session_start_us,
+                               replay_floors_us=replay_floors(self.clock, batch_id, self.replay_horizon_s)).collect()
         collected = time.monotonic()
         if not rows:
             return
         found = classify(rows)
         aggregates = self.state.merged_with(batch_id, found.aggregates.values())
         candles = self.state.merged_candles(batch_id, found.candles.values(), latest_before)
+        clock = advanced(self.clock, batch_id, found.newest_db_us)
+        if self.sinks.clock is not None:
+            self.sinks.clock.save(clock)  # first: a re-run of this batch must find the floor it ran with
         set_aside = self._persist(batch_id, aggregates, candles, found, (watermarks, latest_before, session_start_us))
+        self.clock = clock
         now = time.monotonic()
         report = BatchReport(batch_id, time.time(), now - started, found.messages,
                              sum(a.trades for a in found.aggregates.values()), collected - started, now - collected)

@@ -25,7 +25,7 @@ from pipeline.sinks import mongo, topics
 from pipeline.sinks.activity import ActivityStore, since_kept
 from pipeline.sinks.ledger import dead_letters, late_ledger
 from pipeline.sinks.publish import AggregatePublisher
-from pipeline.sinks.store import AggregateStore, CandleStore, checkpoint_lineage
+from pipeline.sinks.store import AggregateStore, CandleStore, ReplayClockStore, checkpoint_lineage
 from pipeline.spark.batch import BatchHandler, BatchSinks
 from pipeline.spark.parse import deduplicate, parse_change_events
 from pipeline.spark.session import spark_session, trades_source
@@ -77,7 +77,8 @@ class MarketJob(SupervisedQuery):
             self.sinks = self._open_sinks(checkpoint)
         if self.spark is None:
             self.spark = spark_session(self.settings)
-        handler = BatchHandler(self.state, self.listed, self.sinks, self.settings.candle_lateness_s)
+        handler = BatchHandler(self.state, self.listed, self.sinks, self.settings.candle_lateness_s,
+                               self.settings.dedupe_horizon_s)
         writer = (
             market_stream(trades_source(self.spark, self.settings, maxOffsetsPerTrigger=MAX_OFFSETS_PER_TRIGGER),
                           self.settings.dedupe_horizon_s, self.settings.max_clock_skew_s)
@@ -106,7 +107,8 @@ class MarketJob(SupervisedQuery):
             aggregates=stored, candles=tuple(day_candles), closes=tuple(closes), activity=activity.load(since_kept()),
             rejected_by_reason=rejected.counts(), rejected_by_symbol=rejected.counts(by="symbol"),
             late_by_symbol=late.counts(), offsets=offsets))
-        return BatchSinks(aggregates, candles, rejected, late, AggregatePublisher(self.settings), activity)
+        return BatchSinks(aggregates, candles, rejected, late, AggregatePublisher(self.settings), activity,
+                          ReplayClockStore(db, lineage))
 
     def _release(self) -> None:
         self.sinks.close()

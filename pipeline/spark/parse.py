@@ -161,14 +161,22 @@ def valid_ticks(parsed: DataFrame) -> DataFrame:
 
 
 def deduplicate(parsed: DataFrame, horizon_seconds: int) -> DataFrame:
-    """Drop redelivered change events by event id, keeping ids for ``horizon_seconds`` of database time.
+    """Drop redelivered change events by event id, keeping ids for ``horizon_seconds`` of *this query's*
+    time (the batch's clock).
 
     CDC is at-least-once: after a restart the relay (or connector) re-sends what followed its last
-    stored position, with the same ids and cluster times, so a bounded horizon catches every replay
-    while the state stays small. Spark keeps that state in the checkpoint: exactly once across crashes.
+    stored position, with the same ids, so a bounded horizon catches every replay while the state stays
+    small. Spark keeps that state in the checkpoint: exactly once across crashes.
+
+    The query's clock, not the database's: Spark's dedupe drops every row behind its watermark, first seen
+    or not, and a watermark on database time would drop a new event of a partition lagging the others by
+    more than the horizon, unseen. On the batch's clock no row is ever behind (each batch is stamped with
+    its own time), and an id is still remembered for the horizon even when nothing flows (the watermark
+    moves only with new rows). An event far behind in database time is set aside by the batch handler
+    instead (``behind_replay_horizon``): it may be a replay older than what the state remembers.
     """
     return (
-        parsed.withColumn("dedupe_time", F.col("db_time"))
+        parsed.withColumn("dedupe_time", F.current_timestamp())
         .withWatermark("dedupe_time", f"{horizon_seconds} seconds")
         .dropDuplicatesWithinWatermark(["event_id"])
         .drop("dedupe_time")

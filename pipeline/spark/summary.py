@@ -61,14 +61,20 @@ FROM (SELECT symbol, {metrics_sql("true")} FROM {{ticks}} GROUP BY symbol)
 """
 
 SUMMARY_SQL = f"""
-WITH classified AS (
+WITH horizon AS (
+  SELECT * EXCEPT (reject_reason),
+    CASE WHEN reject_reason IS NULL AND op <> 'delete' AND unix_micros(db_time)
+        < CAST(try_element_at(str_to_map(:replay_floors, ',', '='), CAST(partition AS STRING)) AS BIGINT)
+      THEN 'behind_replay_horizon' ELSE reject_reason END AS reject_reason
+  FROM {{parsed}}
+), classified AS (
   SELECT *,
     CASE WHEN reject_reason IS NOT NULL THEN concat('rejected:', reject_reason)
          WHEN op = 'delete' THEN 'delete'
          WHEN unix_micros(trade_time) < CAST(try_element_at(str_to_map(:watermarks, ',', '='), symbol) AS BIGINT)
            OR unix_micros(trade_time) < :session_start_us THEN 'late'
          ELSE 'tick' END AS outcome
-  FROM {{parsed}}
+  FROM horizon
 ), grouped AS (
 SELECT outcome,
   CASE WHEN outcome IN ('tick', 'late') THEN symbol END AS symbol,
@@ -76,6 +82,7 @@ SELECT outcome,
   partition,
   count(1) AS messages,
   max(offset) AS max_offset,
+  max(unix_micros(db_time)) AS max_db_time_us,
   {metrics_sql("outcome IN ('tick', 'late')")},
   slice(sort_array(collect_list(CASE WHEN outcome IN ('tick', 'late') THEN struct(
     unix_micros(trade_time) AS trade_time_us, event_id, trade_id, price, quantity, side,
@@ -87,7 +94,8 @@ SELECT outcome,
 FROM classified
 GROUP BY 1, 2, 3, 4
 )
-SELECT outcome, symbol, window_start_s, partition, messages, max_offset, {flat_sql(_micros)}, recent, set_aside
+SELECT outcome, symbol, window_start_s, partition, messages, max_offset, max_db_time_us, {flat_sql(_micros)}, recent,
+  set_aside
 FROM grouped
 """
 
@@ -98,7 +106,7 @@ def aggregate_ticks(ticks: DataFrame) -> DataFrame:
 
 def summarize_batch(
     parsed: DataFrame, watermarks_us: Mapping[str, int] | None = None, recent_per_symbol: int = RECENT_TICKS_PER_BATCH,
-    session_start_us: int | None = None,
+    session_start_us: int | None = None, replay_floors_us: Mapping[int, int] | None = None,
 ) -> DataFrame:
     """Everything a micro-batch yields, in one Spark job (each job costs tens of ms of scheduling).
 
@@ -108,13 +116,16 @@ def summarize_batch(
     ``late`` (a valid tick older than its symbol's watermark, epoch microseconds in ``watermarks_us``, or
     than the trading day's start ``session_start_us``;
     each symbol's candles close on its own clock; no window), ``delete`` and ``rejected:<reason>`` (no
-    symbol). Each row has the registry's metrics over its ticks, its latest ticks for charts, and late or
-    rejected messages (``set_aside``). Per-symbol figures and 5-minute candles are merges of these rows:
+    symbol). A change event whose database time is behind its partition's floor in ``replay_floors_us`` is
+    rejected as ``behind_replay_horizon`` (``pipeline.domain.replay``). Each row has the registry's metrics over its
+    ticks, its latest ticks for charts, late or rejected messages (``set_aside``) and its greatest database
+    time (``max_db_time_us``). Per-symbol figures and 5-minute candles are merges of these rows:
     one grouping instead of three keeps the batch cheap.
     """
     return parsed.sparkSession.sql(
         SUMMARY_SQL,
         args={"recent": recent_per_symbol, "session_start_us": session_start_us or 0,
+              "replay_floors": ",".join(f"{partition}={value}" for partition, value in (replay_floors_us or {}).items()),
               "watermarks": ",".join(f"{symbol}={value}" for symbol, value in (watermarks_us or {}).items())},
         parsed=parsed,
     )

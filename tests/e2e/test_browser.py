@@ -229,6 +229,50 @@ def test_every_page_is_screenshotted_with_live_data(browser_page: Page, app_sett
     no_console_errors(page)
 
 
+
+def axis_span_minutes(chart) -> int:
+    """Minutes between the first and the last HH:MM label on a chart's axes (within one day)."""
+    times = [t for t in chart.locator("g.role-axis-label text").all_text_contents() if HH_MM.match(t)]
+    minutes = [int(t[:2]) * 60 + int(t[3:]) for t in times]
+    assert minutes, "no HH:MM axis label"
+    return max(minutes) - min(minutes)
+
+
+def test_a_zoom_of_the_candles_survives_redraws_and_the_crosshair_shows_a_candle(browser_page: Page,
+                                                                                 app_settings: Settings):
+    page = browser_page
+    open_page(page, "Stock")
+    choose(page, "Symbol", "INFY")  # half an hour of candles (the screenshot test)
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    expect(chart).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("wheel or drag to zoom")).to_be_visible(timeout=30_000)
+    whole = axis_span_minutes(chart)
+    box = chart.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 3)
+    # The crosshair reads out the nearest candle's figures at the top of its rule.
+    expect(chart.locator("g.mark-text text").filter(has_text=re.compile(r"O [\d,.]+  H"))).to_be_attached(
+        timeout=10_000)
+    for _ in range(5):
+        page.mouse.wheel(0, -300)
+    expect(page.get_by_text("zoomed: double-click the chart")).to_be_visible(timeout=30_000)  # the server has it
+    zoomed = axis_span_minutes(chart)
+    assert zoomed < whole * 0.6, (zoomed, whole)
+
+    trades = page.get_by_test_id("stMetric").filter(has_text="Trades")
+    before = trades.inner_text()
+    client = mongo.client(app_settings)  # trades redraw the page (the generator's may still be coming too)
+    client[app_settings.database]["transaction"].insert_many(
+        [{"symbol": "INFY", "price": 1500.0 + i, "quantity": 3} for i in range(3)])
+    client.close()
+    expect(trades).not_to_have_text(before, timeout=DEADLINE_S * 1000)  # redrawn with new figures
+    expect(page.get_by_text("zoomed: double-click the chart")).to_be_visible()
+    assert axis_span_minutes(chart) < whole * 0.6
+
+    chart.dblclick(position={"x": box["width"] / 2, "y": box["height"] / 3})
+    expect(page.get_by_text("wheel or drag to zoom")).to_be_visible(timeout=30_000)
+    no_console_errors(page)
+
 HH_MM = re.compile(r"^\d{2}:\d{2}$")
 
 

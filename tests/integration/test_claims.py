@@ -9,9 +9,11 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,8 +22,10 @@ from bson.json_util import RELAXED_JSON_OPTIONS
 from bson.timestamp import Timestamp
 from kafka import KafkaConsumer, KafkaProducer
 
+from pipeline.domain.state import MarketState
 from pipeline.services.archive import archived_records, replay
 from pipeline.settings import Settings
+from pipeline.spark.batch import BatchHandler
 from pipeline.spark.microbatch import MarketJob, market_stream
 from pipeline.spark.parse import parse_change_events
 from pipeline.waits import wait_until
@@ -36,9 +40,11 @@ _streams = itertools.count()
 
 
 # -- the dedupe horizon, on the job's own stream (parse -> drop replays), one micro-batch per file ---------------
-def run_stream(spark, folder: Path, batches: list[list[tuple[str, int]]]) -> tuple[list[str], list[dict]]:
-    """Feed (event id, database time in s) batches through ``market_stream`` with a horizon of HORIZON_S;
-    returns the ids the dedupe let through, in order, and Spark's progress reports."""
+def run_stream(spark, folder: Path, batches: list[list[tuple[str, int]]],
+               handler: Callable[[Any, int], None] | None = None) -> tuple[list[str], list[dict]]:
+    """Feed (event id, database time in s) batches of INFY trades through ``market_stream`` with a horizon of
+    HORIZON_S, into ``handler`` if given; returns the ids the dedupe let through, in order, and Spark's
+    progress reports."""
     (folder / "in").mkdir(parents=True)
     offsets = itertools.count()
     for number, batch in enumerate(batches):
@@ -48,9 +54,14 @@ def run_stream(spark, folder: Path, batches: list[list[tuple[str, int]]]) -> tup
         frame["partition"] = frame["partition"].astype("int32")
         frame.to_parquet(folder / "in" / f"{number:03d}.parquet")
     through: list[str] = []
+
+    def each_batch(frame, batch_id: int) -> None:
+        through.extend(r.event_id for r in frame.select("event_id").collect())
+        if handler is not None:
+            handler(frame, batch_id)
+
     source = spark.readStream.schema(KAFKA_SCHEMA).option("maxFilesPerTrigger", 1).parquet(str(folder / "in"))
-    query = (market_stream(source, dedupe_horizon_s=HORIZON_S).writeStream
-             .foreachBatch(lambda frame, _: through.extend(r.event_id for r in frame.select("event_id").collect()))
+    query = (market_stream(source, dedupe_horizon_s=HORIZON_S).writeStream.foreachBatch(each_batch)
              .option("checkpointLocation", str(folder / "checkpoint")).trigger(availableNow=True).start())
     query.awaitTermination(timeout=300)
     assert query.exception() is None, query.exception()
@@ -58,38 +69,34 @@ def run_stream(spark, folder: Path, batches: list[list[tuple[str, int]]]) -> tup
 
 
 @pytest.mark.spark
-def test_the_dedupe_horizon_expires_and_an_older_replay_is_still_not_counted_again(spark, tmp_path):
-    """Replays are dropped by event id while the id is within the horizon of database time; past it the
-    id is forgotten (the state stays small). A replay of a forgotten id is not counted again either:
-    Spark drops it as older than the watermark. (So "older than the horizon" never means "counted twice";
-    it does mean "dropped unseen", see the next test.)"""
+def test_replays_within_the_horizon_are_dropped_and_no_new_event_is_dropped_unseen(spark, tmp_path):
+    """Replays are dropped by event id for DEDUPE_HORIZON_S of the query's own time. No event is dropped
+    for being behind in database time, first seen or not: F, 100 s behind the newest with a 60 s horizon
+    (one partition lagging another in a catch-up, say), goes on to the batch handler."""
     t = CLUSTER_SECONDS
     through, progress = run_stream(spark, tmp_path / f"s{next(_streams)}", [
-        [("A", t)], [("A", t)],  # a replay within the horizon: dropped by its id
-        [("B", t + 30)], [("D", t + 200)], [("E", t + 210)],  # database time moves 2 horizons past A and B
-        [("A", t)],  # a replay after A was forgotten
+        [("A", t)], [("A", t)],  # a replay: dropped by its id
+        [("D", t + 200)], [("E", t + 210)], [("F", t + 110)], [("A", t)],
     ])
-    assert through == ["A", "B", "D", "E"]
-    dedupe = [report["stateOperators"][0] for report in progress]
-    assert sum(s["numRowsRemoved"] for s in dedupe) == 2  # A and B forgotten: the horizon expired
-    assert dedupe[-1]["numRowsTotal"] == 2  # only D and E remembered
-    assert sum(s.get("numRowsDroppedByWatermark", 0) for s in dedupe) == 1  # the last A: dropped as late
+    assert through == ["A", "D", "E", "F"]
+    assert sum(op.get("numRowsDroppedByWatermark", 0) for report in progress for op in report["stateOperators"]) == 0
 
 
 @pytest.mark.spark
-@pytest.mark.xfail(strict=True, reason=(
-    "Known gap: Spark's dedupe drops any event whose database time is behind its watermark (max seen minus "
-    "DEDUPE_HORIZON_S), first seen or not, and nothing sets it aside, so a new event can vanish (e.g. one "
-    "partition lagging the other by more than the horizon in a rate-limited catch-up). Fix in "
-    "pipeline/spark/parse.py: route such rows to the late/rejected ledger, or dedupe without a late filter; "
-    "then remove this xfail."))
-def test_an_event_first_seen_behind_the_dedupe_watermark_is_not_lost_silently(spark, tmp_path):
+def test_an_event_far_behind_in_database_time_is_set_aside_never_counted_twice_or_lost(spark, tmp_path):
+    """What the dedupe lets through more than the horizon behind the newest database time may be a replay
+    older than the ids it remembers: the batch handler sets it aside (``behind_replay_horizon``, in the
+    rejected ledger with its offset, to re-inject if it is new) instead of counting it."""
     t = CLUSTER_SECONDS
-    # F is new, and 100 s behind the latest database time (E) with a horizon of 60 s: in the batch after the
-    # watermark moved past it (Spark filters with the previous batch's watermark), it is dropped unseen.
+    state = MarketState()
+    handler = BatchHandler(state, lambda: ["INFY"], replay_horizon_s=HORIZON_S)
     through, _ = run_stream(spark, tmp_path / f"s{next(_streams)}",
-                            [[("A", t)], [("D", t + 200)], [("E", t + 210)], [("F", t + 110)]])
-    assert "F" in through  # or, at least, in a ledger: never gone without a trace
+                            [[("A", t)], [("D", t + 200)], [("E", t + 210), ("G", t + 150)], [("F", t + 110)]],
+                            handler)
+    assert through == ["A", "D", "E", "G", "F"]
+    snapshot = state.snapshot()
+    assert snapshot.stocks["INFY"].trades == 4  # A, D, E, G (G: 50 s behind D, within the horizon)
+    assert snapshot.rejected_by_reason == {"behind_replay_horizon": 1}  # F
 
 
 # -- the late topic ---------------------------------------------------------------------------------------------

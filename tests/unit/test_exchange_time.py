@@ -12,7 +12,7 @@ from pipeline.domain.snapshot import BatchReport
 from pipeline.domain.stocks import Stock
 from tests.oracle import aggregate
 from tests.unit.test_ui_views import state_with
-from ui.charts import batch_timeline, candlestick
+from ui.charts import batch_timeline, candlestick, zoom_of
 from ui.exchange import IST, ist_text, market_open, naive_ist, to_ist
 from ui.format import MARKET_COLUMNS, batches_frame, candles_frame, market_table, merged_candles
 
@@ -92,17 +92,17 @@ def test_market_table_has_sector_a_stock_link_and_ist_last_trade():
     assert not any("UTC" in column for column in table.columns)
 
 
-def test_chart_time_axes_are_ist_24_hour_on_a_utc_scale_whatever_the_browser_zone():
+def test_chart_time_axes_are_ist_24_hour_whatever_the_browser_zone():
     start = datetime(2025, 11, 24, 8, 0, tzinfo=UTC)  # 13:30 IST: a 12-hour clock would say 1:30
     frame = candles_frame(state_with(aggregate("AAA", "100", "101", when=start), candles=minute_candles(3, start)),
                           "AAA", 60)
     spec = candlestick(frame, 100, 103, "1m").to_dict()
-    x = spec["layer"][0]["layer"][1]["encoding"]["x"]
-    assert x["field"] == "Start ms" and x["scale"]["type"] == "utc" and x["axis"]["format"] == "%H:%M"
+    x = next(layer["encoding"]["x"] for layer in spec["layer"] if "x" in layer.get("encoding", {}))
+    # Minutes of the IST wall clock since the epoch, labelled by utcFormat: never the browser's zone.
+    assert x["field"] == "Start min" and x["axis"]["labelExpr"] == "utcFormat(datum.value * 60000, '%H:%M')"
     assert "IST" in x["title"]
-    rows = next(rows for rows in spec["datasets"].values() if "Start ms" in rows[0])
-    # Epoch milliseconds of the IST wall clock read as UTC: a utc scale labels them 13:30, 13:31, ...
-    assert [datetime.fromtimestamp(r["Start ms"] / 1000, tz=UTC).strftime("%H:%M") for r in rows] == \
+    rows = next(rows for rows in spec["datasets"].values() if "Start min" in rows[0])
+    assert [datetime.fromtimestamp(r["Start min"] * 60, tz=UTC).strftime("%H:%M") for r in rows] == \
         ["13:30", "13:31", "13:32"]
     assert [r["Start IST"] for r in rows][0] == "2025-11-24 13:30:00"
     assert "Start:T" not in str(spec["layer"])  # no encoding reads a time the browser would place in its own zone
@@ -118,3 +118,20 @@ def test_hourly_windows_start_at_the_opening_bell_and_prices_stay_exact():
     assert [c.metrics.trades for c in hour] == [90, 30]
     hour = merged_candles(minute_candles(60, start - timedelta(minutes=15)), 3600)  # 09:15..10:14 IST
     assert len(hour) == 1 and hour[0].metrics.nav == Decimal(160) and hour[0].metrics.high == Decimal(160)
+
+
+def test_the_candle_chart_starts_from_the_users_zoom_and_has_a_crosshair():
+    start = datetime(2025, 11, 24, 8, 0, tzinfo=UTC)
+    frame = candles_frame(state_with(aggregate("AAA", "100", "101", when=start), candles=minute_candles(30, start)),
+                          "AAA", 60)
+    minutes = start.timestamp() / 60 + 330  # 13:30 IST as wall-clock minutes
+    zoomed = str(candlestick(frame, 100, 103, "1m", zoom=(minutes, minutes + 5)).to_dict())
+    assert f"'value': {{'x': [{minutes}, {minutes + 5}]}}" in zoomed and "'bind': 'scales'" in zoomed
+    assert "'name': 'crosshair'" in zoomed and "'nearest': True" in zoomed
+    assert "'value': {'x'" not in str(candlestick(frame, 100, 103, "1m").to_dict())
+
+
+def test_the_zoom_comes_back_from_the_charts_selection_event():
+    assert zoom_of({"selection": {"zoom": {"Start min": [10.5, 20.0]}}}) == (10.5, 20.0)
+    for event in (None, {}, {"selection": {"zoom": {}}}, {"selection": {"zoom": {"Start min": [3, 3]}}}):
+        assert zoom_of(event) is None
