@@ -6,8 +6,8 @@
   const PRICE = /^₹(\d{2}\.\d\d)$/;
   const RUPEE = 0x20b9;
   const CHART = '[data-testid="stVegaLiteChart"]';
-  // Only the chart's own message carries this (a tooltip title of ui/charts.py's candlestick spec).
-  const CHART_MARK = new TextEncoder().encode("Since-start");
+  // Only the chart's own message carries this (a column of ui/charts.py's candlestick data).
+  const CHART_MARK = new TextEncoder().encode("Readout");
   const CLOSE = /Close: (\d{2}(?:\.\d{1,2})?)(?:;|$)/;
   const seen = { canvas: {}, metric: {}, chart: {}, svg: {} }; // price text -> first ms
   const first = (map, key, at) => { if (!(key in map)) map[key] = at; };
