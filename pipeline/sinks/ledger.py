@@ -7,24 +7,34 @@
 
 Writes are keyed by the change event's id: a batch that Spark re-runs after a crash upserts the same
 MongoDB documents (counts stay exact) and re-publishes the same keys (consumers drop repeats by key).
+
+A record keeps the start of its message (``raw``) as long as the archive keeps the whole message
+(``ARCHIVE_RETENTION_DAYS``); then the start is dropped and the record stays, with its reason, symbol and
+where the message was: counts stay exact and a record's size is bounded, whatever a flood of junk sent.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kafka import KafkaProducer
-from pymongo import ReplaceOne
+from pymongo import ASCENDING, ReplaceOne
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.settings import Settings
 from pipeline.sinks.codec import utc_from_micros
 from pipeline.sinks.topics import send_all
+
+log = logging.getLogger("stockdash.ledger")
+TRIM_EVERY_S = 3600.0
 
 
 def _source(row: Any) -> dict:
@@ -62,18 +72,40 @@ class Ledger:
         self.topic = topic
         self.count_by = count_by
         self._producer: KafkaProducer | None = None
+        self._trimmed_at = float("-inf")
 
     def counts(self, by: str | None = None) -> Counter:
         """Stored records per ``count_by`` (or ``by``) value: exact after restarts and re-run batches."""
         return Counter({doc["_id"]: doc["count"] for doc in self.collection.aggregate(
             [{"$group": {"_id": f"${by or self.count_by}", "count": {"$sum": 1}}}])})
 
+    def size(self) -> int:
+        """How many records (cheap: collection metadata); records are never deleted, so it grows with each new one."""
+        return self.collection.estimated_document_count()
+
+    def trim_raw(self, now: datetime | None = None) -> int:
+        """Drop the message start of records older than the archive keeps messages; returns how many."""
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=self.settings.archive_retention_days)
+        self.collection.create_index([("ingest_time", ASCENDING)])
+        return self.collection.update_many({"ingest_time": {"$lt": cutoff}, "raw_trimmed": {"$ne": True}},
+                                           {"$set": {"raw": None, "raw_trimmed": True}}).modified_count
+
     def write(self, records: Iterable[dict]) -> list[dict]:
         """Store and publish; returns the records that were not stored before, the ones to count (a batch
-        Spark re-runs after a crash stores the same ids again and adds nothing)."""
+        Spark re-runs after a crash stores the same ids again and adds nothing). Hourly, old records' message
+        starts are trimmed (housekeeping: a failure is logged, the batch goes on)."""
         records = list(records)
         if not records:
             return []
+        if time.monotonic() - self._trimmed_at > TRIM_EVERY_S:
+            self._trimmed_at = time.monotonic()
+            try:
+                if trimmed := self.trim_raw():
+                    log.info("%s: message starts of %d records older than %d days dropped", self.collection.name,
+                             trimmed, self.settings.archive_retention_days)
+            except PyMongoError as exc:
+                log.error("%s: old message starts not trimmed (%s: %s)", self.collection.name, type(exc).__name__,
+                          str(exc)[:200])
         stored = self.collection.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in records],
                                             ordered=False)
         send_all(self._producer or self._new_producer(), [(self.topic, str(record["_id"]).encode(), _payload(record))

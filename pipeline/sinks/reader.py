@@ -51,6 +51,7 @@ class AggregateReader:
         self._last_batch = -1
         self._seen: dict[str, tuple[int, int]] = {}
         self._counts_at = 0.0
+        self._ledger_sizes: tuple[int, int] | None = None
         self._error: str | None = None
         self._read_at: float | None = None
 
@@ -94,7 +95,7 @@ class AggregateReader:
         since_s, closes = self._window(candles)
         stored = [doc for doc in aggregates.collection.find(recent) if self._is_new(doc)]
         candle_docs = [doc for doc in candles.collection.find({**recent, "start_s": {"$gte": since_s}}) if self._is_new(doc)]
-        counts_due = time.monotonic() - self._counts_at > COUNTS_EVERY_S
+        counts_due = time.monotonic() - self._counts_at > COUNTS_EVERY_S and self._ledgers_grew(rejected, late)
         self._read_at = time.time()
         if not stored and not candle_docs and not counts_due:
             return False
@@ -110,6 +111,16 @@ class AggregateReader:
         if counts_due:
             self._counts_at = time.monotonic()
         self._last_batch = max([self._last_batch, *(doc["batch_id"] for doc in stored + candle_docs)])
+        return True
+
+    def _ledgers_grew(self, rejected: Ledger, late: Ledger) -> bool:
+        """Whether a ledger has new records since the counts were last read (records are never deleted): the
+        counts scan every record, the sizes are metadata, so a quiet ledger costs nothing."""
+        sizes = (rejected.size(), late.size())
+        if sizes == self._ledger_sizes:
+            self._counts_at = time.monotonic()
+            return False
+        self._ledger_sizes = sizes
         return True
 
     def _read_activity(self, activity: ActivityStore) -> None:

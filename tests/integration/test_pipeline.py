@@ -330,3 +330,28 @@ def test_a_trade_of_an_earlier_session_is_late_with_its_own_reason(market_job, s
     assert snapshot.stocks[fresh_symbol].trades == 2 and snapshot.stocks[fresh_symbol].low == Decimal(1)
     today = snapshot.day_figures[fresh_symbol].metrics
     assert (today.trades, today.low, today.volume) == (1, Decimal(100), 1)
+
+
+def test_old_set_aside_records_lose_their_message_start_but_stay_counted(stack, mongo_client):
+    """A record keeps the start of its message as long as the archive keeps the whole message; then only the
+    start goes: the record, its reason and where the message was stay, and so do the counts."""
+    ledger = dead_letters(stack, mongo_client[stack.database])
+    now = datetime.now(timezone.utc)
+    old = {"_id": f"old-{uuid.uuid4().hex}", "reason": "invalid_price", "symbol": "X", "raw": "{\"price\": -1}",
+           "source": {"topic": "t", "partition": 0, "offset": 7},
+           "ingest_time": now - timedelta(days=stack.archive_retention_days + 1)}
+    new = {**old, "_id": f"new-{uuid.uuid4().hex}", "ingest_time": now}
+    try:
+        size = ledger.size()
+        ledger.write([old, new])
+        counts = ledger.counts()
+        assert ledger.trim_raw() >= 1
+        stored = {doc["_id"]: doc for doc in ledger.collection.find({"_id": {"$in": [old["_id"], new["_id"]]}})}
+        assert stored[old["_id"]]["raw"] is None and stored[old["_id"]]["raw_trimmed"] is True
+        assert stored[old["_id"]]["source"]["offset"] == 7 and stored[old["_id"]]["reason"] == "invalid_price"
+        assert stored[new["_id"]]["raw"] == new["raw"]
+        assert ledger.counts() == counts
+        assert ledger.size() >= size + 2  # what the reader checks before it counts again
+    finally:
+        ledger.collection.delete_many({"_id": {"$in": [old["_id"], new["_id"]]}})
+        ledger.close()
