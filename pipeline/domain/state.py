@@ -199,13 +199,15 @@ class MarketState:
         if len(recent) == recent.maxlen:
             ids.discard(recent[0].event_id)
         ids.add(tick.event_id)
-        if recent and (tick.trade_time, tick.event_id) < (recent[-1].trade_time, recent[-1].event_id):
-            # Out of order: rare; re-sort this symbol's window (it is small and bounded).
-            recent.append(tick)
-            ordered = sorted(recent, key=lambda t: (t.trade_time, t.event_id))
-            recent.clear()
-            recent.extend(ordered)
-            self._recent_ids[tick.symbol] = {t.event_id for t in recent}
+        key = (tick.trade_time, tick.event_id)
+        if recent and key < (recent[-1].trade_time, recent[-1].event_id):
+            # Out of order (live ticks and the record interleave): insert in place, searching from the newest end.
+            if len(recent) == recent.maxlen:
+                recent.popleft()  # as append() would have dropped it; its id is gone already
+            at = len(recent)
+            while at and key < (recent[at - 1].trade_time, recent[at - 1].event_id):
+                at -= 1
+            recent.insert(at, tick)
         else:
             recent.append(tick)
 
