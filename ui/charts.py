@@ -7,9 +7,10 @@ import pandas as pd
 
 UP, DOWN = "#0a8f3c", "#d0312d"
 # Times reach the charts as naive IST wall-clock datetimes. Vega-Lite would format a time in the viewer's
-# browser zone (12-hour in some locales), so each chart gets the wall clock as epoch milliseconds *as if
-# it were UTC* on a `utc` scale with an explicit 24-hour format: the browser's zone cannot shift it.
-# Tooltips show the same time as a string made here.
+# browser zone (12-hour in some locales), so each chart gets the wall clock *as if it were UTC* with an
+# explicit 24-hour format: epoch milliseconds on a `utc` scale (``ist_axis``), or epoch minutes on a linear
+# scale labelled by ``utcFormat`` (``minutes_axis``, the zoomable candles). The browser's zone cannot shift
+# either. Tooltips show the same time as a string made here.
 AXIS_TIME, TOOLTIP_TIME = "%H:%M", "%Y-%m-%d %H:%M:%S"
 # The candle chart's x zoom/pan, a named selection: its range comes back through ``st.altair_chart``'s
 # ``on_select`` and is drawn again at every redraw (pages/stock.py), so a redraw keeps the user's view.
