@@ -17,7 +17,8 @@ from typing import Any, Literal, cast
 StreamMode = Literal["microbatch", "realtime"]
 STREAM_MODES: tuple[StreamMode, ...] = ("realtime", "microbatch")  # the first is the default
 AppMode = Literal["embedded", "reader"]
-CdcMode = Literal["relay", "connect"]
+CdcMode = Literal["relay", "connect", "debezium"]
+CDC_MODES: tuple[CdcMode, ...] = ("relay", "connect", "debezium")  # the first is the default
 MongoStorage = Literal["disk", "memory"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,9 +46,10 @@ DOCUMENTED_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("MONGO_DATABASE", "stockmarket", "database holding `stock` and `transaction`"),
     ("TRADES_TOPIC", "stockmarket.transaction", "Kafka topic of change events"),
     ("KAFKA_TOPIC_PARTITIONS", "2", "partitions of topics the project creates"),
-    ("CDC_MODE", "relay", "`relay` (our change-stream relay) or `connect` (MongoDB Kafka Connector)"),
-    ("CONNECT_URL", "(embedded worker)", "Kafka Connect REST URL when CDC_MODE=connect"),
-    ("CONNECT_PLUGIN_PATH", "$STOCKDASH_DATA_DIR/connect-plugins", "folder holding mongo-kafka-connect"),
+    ("CDC_MODE", "relay", "`relay` (our change-stream relay), `debezium` (Debezium's MongoDB connector on Kafka "
+                          "Connect, fetched by Maven) or `connect` (MongoDB Kafka Connector, jar supplied by you)"),
+    ("CONNECT_URL", "(embedded worker)", "Kafka Connect REST URL when CDC_MODE=connect or debezium"),
+    ("CONNECT_PLUGIN_PATH", "$STOCKDASH_DATA_DIR/connect-plugins", "folder holding mongo-kafka-connect (CDC_MODE=connect)"),
     ("LOCAL_MONGO_PORT", "27017", "port of the embedded MongoDB stand-in"),
     ("LOCAL_KAFKA_PORT", "9092", "port of the embedded Kafka broker (controller: +1)"),
     ("LOCAL_CONNECT_PORT", "8083", "REST port of the embedded Kafka Connect worker"),
@@ -152,7 +154,7 @@ class Settings:
             database=env.get("MONGO_DATABASE", "").strip() or "stockmarket",
             trades_topic=env.get("TRADES_TOPIC", "").strip() or "stockmarket.transaction",
             topic_partitions=_int(env, "KAFKA_TOPIC_PARTITIONS", 2, minimum=1),
-            cdc_mode=cast(CdcMode, _choice(env, "CDC_MODE", ("relay", "connect"))),
+            cdc_mode=cast(CdcMode, _choice(env, "CDC_MODE", CDC_MODES)),
             connect_url=env.get("CONNECT_URL", "").strip() or None,
             connect_plugin_path=Path(env["CONNECT_PLUGIN_PATH"]) if env.get("CONNECT_PLUGIN_PATH") else None,
             local_mongo_port=_port(env, "LOCAL_MONGO_PORT", 27017),
@@ -179,6 +181,12 @@ class Settings:
     def effective_mongo_uri(self) -> str:
         # The stand-in has no replica-set name, so its URI must not ask for one.
         return self.mongo_uri or f"mongodb://127.0.0.1:{self.local_mongo_port}/?directConnection=true"
+
+    @property
+    def debezium_mongo_uri(self) -> str:
+        # Debezium finds the primary through replica-set discovery, so it asks for the set by name; the stand-in
+        # answers as the one member of rs0. Only Debezium uses this: the other clients keep the direct connection.
+        return self.mongo_uri or f"mongodb://127.0.0.1:{self.local_mongo_port}/?replicaSet=rs0"
 
     @property
     def effective_kafka_bootstrap(self) -> str:
@@ -221,6 +229,11 @@ class Settings:
         return self.connect_plugin_path or self.data_dir / "connect-plugins"
 
     @property
+    def uses_connect(self) -> bool:
+        """CDC runs on a Kafka Connect worker (``connect`` or ``debezium``) rather than our relay."""
+        return self.cdc_mode != "relay"
+
+    @property
     def embedded_mongo(self) -> bool:
         return self.mongo_uri is None
 
@@ -254,7 +267,7 @@ class Settings:
         }
         if self.spark_jars:
             env["SPARK_JARS"] = self.spark_jars
-        if self.cdc_mode == "connect":
+        if self.uses_connect:
             env["CONNECT_URL"] = self.effective_connect_url
         return env
 

@@ -16,6 +16,7 @@ command -v "$PYTHON" >/dev/null || fail "Python 3.11+ is needed and '$PYTHON' is
 command -v java >/dev/null || fail "Java 17+ is needed and 'java' is not on PATH (Debian: apt-get install openjdk-17-jdk-headless)"
 java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p' | cut -d. -f1)
 [ "${java_major:-0}" -ge 17 ] || fail "Java 17+ is needed; 'java' is version ${java_major:-unknown}"
+command -v javac >/dev/null || fail "a JDK is needed, not only a JRE: 'javac' builds the MongoDB stand-in's launcher (Debian: apt-get install openjdk-17-jdk-headless)"
 command -v mvn >/dev/null || fail "Maven is needed to fetch Kafka, Spark's Kafka source and the MongoDB stand-in (apt-get install maven)"
 
 if [ ! -x .venv/bin/python ]; then

@@ -64,7 +64,7 @@ class StackStatus:
 def configured_addresses(settings: Settings) -> list[str]:
     """The variables that name a service of the user's; any of them set means "start nothing"."""
     named = {"MONGO_URI": settings.mongo_uri, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers}
-    if settings.cdc_mode == "connect":
+    if settings.uses_connect:
         named["CONNECT_URL"] = settings.connect_url
     return [name for name, value in named.items() if value]
 
@@ -72,7 +72,7 @@ def configured_addresses(settings: Settings) -> list[str]:
 def embedded_ports(settings: Settings) -> list[int]:
     """The ports the embedded services listen on (127.0.0.1)."""
     ports = [settings.local_mongo_port, settings.local_kafka_port]
-    if settings.cdc_mode == "connect":
+    if settings.uses_connect:
         ports.append(settings.local_connect_port)
     return ports
 

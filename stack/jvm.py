@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 from pipeline.settings import PROJECT_ROOT
 
 POM = PROJECT_ROOT / "pom.xml"
-PROFILES = ("mongo", "kafka", "connect", "spark")
+PROFILES = ("mongo", "kafka", "connect", "debezium", "spark")
 
 
 class JvmError(RuntimeError):
@@ -60,6 +61,33 @@ def resolved(profile: str, cache_dir: Path | None = None) -> bool:
     if not cached.exists():
         return False
     return all(Path(entry).exists() for entry in cached.read_text().strip().split(":"))
+
+
+def launcher_classpath(sources: Path, profile: str, cache_dir: Path | None = None) -> str:
+    """The classpath that runs our Java sources in ``sources`` (a launcher and its parts) on ``profile``'s
+    jars: compiled with javac once per content of the sources and the jars, under ``.local/classes``."""
+    jars = classpath(profile)
+    files = sorted(sources.glob("*.java"))
+    digest = hashlib.sha256(jars.encode())
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    out = (cache_dir or PROJECT_ROOT / ".local" / "classes") / f"{sources.name}-{digest.hexdigest()[:12]}"
+    if not out.exists():
+        javac = shutil.which("javac")
+        if not javac:
+            raise JvmError("javac is needed to build the local stack's Java launcher and is not on PATH: install a "
+                           "JDK, not only a JRE (Debian: apt-get install openjdk-17-jdk-headless)")
+        building = out.with_name(f"{out.name}.building-{os.getpid()}")  # two stacks starting at once: one wins
+        result = subprocess.run([javac, "-nowarn", "-encoding", "UTF-8", "-cp", jars, "-d", str(building),
+                                 *map(str, files)], capture_output=True, text=True)
+        if result.returncode != 0:
+            shutil.rmtree(building, ignore_errors=True)
+            raise JvmError(f"javac could not compile {sources}:\n{(result.stderr or result.stdout)[-2000:]}")
+        try:
+            building.rename(out)
+        except OSError:  # the other one was first: same sources, same classes
+            shutil.rmtree(building, ignore_errors=True)
+    return f"{out}:{jars}"
 
 
 def spark_jars(cache_dir: Path | None = None) -> str:

@@ -91,8 +91,8 @@ class LocalStack:
         storage = ["--memory"] if s.local_mongo_storage == "memory" else ["--data-dir", str(s.data_dir / "mongo")]
         return ServiceProcess(
             name="mongo",
-            command=[java, *JVM_HEAP, f"-Xmx{s.local_mongo_heap_mb}m", "-cp", jvm.classpath("mongo"),
-                     str(STACK_DIR / "mongo" / "MongoLauncher.java"),
+            command=[java, *JVM_HEAP, f"-Xmx{s.local_mongo_heap_mb}m",
+                     "-cp", jvm.launcher_classpath(STACK_DIR / "mongo", "mongo"), "MongoLauncher",
                      "--port", str(s.local_mongo_port), "--oplog-max-entries", str(s.local_mongo_oplog_entries), *storage],
             run_dir=self.run_dir,
             port=s.local_mongo_port,
@@ -170,7 +170,7 @@ class LocalStack:
         self._prepare_data()
         for name in ("kafka-connect", "cdc-relay", "archive"):
             self._start(name)
-        if self.settings.cdc_mode == "connect":
+        if self.settings.uses_connect:
             from stack.connect import register_connector
 
             register_connector(self.settings)

@@ -25,7 +25,7 @@ def provided_variables(requested: Settings, ready: Settings) -> dict[str, str]:
         provided["MONGO_URI"] = ready.effective_mongo_uri
     if requested.embedded_kafka:
         provided["KAFKA_BOOTSTRAP_SERVERS"] = ready.effective_kafka_bootstrap
-    if requested.cdc_mode == "connect" and requested.connect_url is None:
+    if requested.uses_connect and requested.connect_url is None:
         provided["CONNECT_URL"] = ready.effective_connect_url
     if requested.spark_jars is None and ready.spark_jars:
         provided["SPARK_JARS"] = ready.spark_jars

@@ -27,11 +27,10 @@ from pipeline.services.heartbeat import read_status
 from pipeline.services.paths import archive_status_path, relay_paths
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
+from stack.connect import connector_config
 from stack.embedded import EmbeddedStack, Phase, Plan, StackStatus
 
 log = logging.getLogger("stockdash.health")
-
-CONNECTOR_NAME = "mongo-transaction-source"
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def service_fix(settings: Settings, stack: StackStatus | None = None) -> str:
 
 
 def check_cdc(settings: Settings, now: float | None = None, fix: str | None = None) -> ServiceCheck:
-    if settings.cdc_mode == "connect":
+    if settings.uses_connect:
         return _check_connector(settings)
     return _check_heartbeat("CDC relay", relay_paths(settings)[1], fix or service_fix(settings),
                             lambda s: f"running · {int(s.get('events', 0)):,} change events relayed", now)
@@ -116,8 +115,8 @@ def _check_heartbeat(name: str, status_path: Path, how_to_start: str, describe: 
 
 
 def _check_connector(settings: Settings) -> ServiceCheck:
-    name = "Kafka Connect (MongoDB source)"
-    url = f"{settings.effective_connect_url.rstrip('/')}/connectors/{CONNECTOR_NAME}/status"
+    name = "Kafka Connect (Debezium MongoDB source)" if settings.cdc_mode == "debezium" else "Kafka Connect (MongoDB source)"
+    url = f"{settings.effective_connect_url.rstrip('/')}/connectors/{connector_config(settings)[0]}/status"
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own configured URL
             status = json.loads(response.read())

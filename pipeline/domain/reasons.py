@@ -12,8 +12,8 @@ TICK_OPERATIONS = ("insert", "update", "replace")
 REJECT_REASONS = {
     "not_json": "message is not a JSON object",
     "event_too_large": "change event is larger than the trades topic takes; the document stays in MongoDB",
-    "unsupported_operation": "change event operation is not insert/update/replace/delete",
-    "missing_document": "change event carries no fullDocument",
+    "unsupported_operation": "change event operation is not insert/update/replace/delete (Debezium: c/r/u/d)",
+    "missing_document": "change event carries no document (fullDocument; Debezium: after)",
     "missing_symbol": "trade has no symbol",
     "unknown_symbol": "symbol is not in stockmarket.stock",
     "missing_price": "trade has no price",

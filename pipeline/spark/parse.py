@@ -1,17 +1,29 @@
 """Change events -> trades: parsing and validation as one Spark SQL query (a pure transformation).
 
 Input: rows with the Kafka source's columns (``value`` binary, ``topic``, ``partition``, ``offset``,
-``timestamp``). Each message is one MongoDB change event (relaxed Extended JSON) of
-``stockmarket.transaction``. Output: one row per message with the parsed trade and a
-``reject_reason`` (null for a valid trade or a delete).
+``timestamp``). Each message is one change of ``stockmarket.transaction`` in one of two envelopes:
+- a MongoDB change event (relaxed Extended JSON), as our relay (or the MongoDB Kafka Connector) publishes it;
+- a Debezium MongoDB connector envelope (``CDC_MODE=debezium``, JsonConverter without schemas):
+  ``{"after": "<the document as JSON text>", "updateDescription": ..., "source": {"ts_ms", "ord", ...},
+  "op": "c"|"u"|"r"|"d", "ts_ms": ...}``, ``after`` in the Java driver's strict Extended JSON (dates as
+  ``{"$date": <epoch ms>}``). It is told apart by its ``source`` block.
+Output: one row per message with the parsed trade and a ``reject_reason`` (null for a valid trade or a delete).
 
 Semantics:
 - every insert, update or replace is one *tick* at the document's price; a delete changes nothing
   (``op = 'delete'``, counted, not rejected);
-- a tick's identity is the change event's id (the resume token ``_id._data``); its event time is
-  the document's trade time (``trade_time``; also ``tradeTime``/``timestamp``): ``{"$date": ...}``,
-  an ISO-8601 string or epoch milliseconds. A document without a trade time gets the time the
-  database recorded the change (``clusterTime``);
+- a tick's identity is the change's position in the oplog, the same when a connector re-sends it after
+  a restart: the resume token ``_id._data`` of a change event; ``debezium/<source.ts_ms>/<source.ord>/<_id>``
+  of a Debezium envelope, which carries no resume token (``ord`` is the cluster time's increment, ``ts_ms``
+  the change's wall time, else its cluster time; the document id keeps apart the changes of one transaction,
+  which share a cluster time: two changes of one document in one transaction would share an id);
+- its event time is the document's trade time (``trade_time``; also ``tradeTime``/``timestamp``):
+  ``{"$date": ...}``, an ISO-8601 string or epoch milliseconds. A document without a trade time gets the
+  time the database recorded the change (``clusterTime``; Debezium's ``source.ts_ms``);
+- Debezium's ops map onto change events': ``c`` and ``r`` (a snapshot read) are inserts, ``u`` an update
+  (Debezium reports a replace as ``u`` too; with ``capture.mode=change_streams_update_full`` the whole
+  document is in ``after``), ``d`` a delete, any other ``debezium:<op>`` (unsupported); the document is
+  ``after``, so an update without it is ``missing_document`` as for a change event without ``fullDocument``;
 - the original design's shape is accepted: ``stock`` for ``symbol``, ``type`` for ``side``, price as
   a numeric string; a missing quantity counts as 1;
 - prices are exact decimals with 4 places, so sums and VWAP do not depend on batch boundaries.
@@ -29,8 +41,10 @@ from pyspark.sql import functions as F
 
 from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S, MAX_PRICE, MAX_QUANTITY
 
-# Every document field is read as text: a wrong type then yields a reason instead of a null row.
-_EVENT_SCHEMA = "struct<_id:string,operationType:string,clusterTime:string,fullDocument:map<string,string>>"
+# Every document field is read as text: a wrong type then yields a reason instead of a null row. The last
+# three are Debezium's (``after`` is the document as JSON text; an object is taken as its text too).
+_EVENT_SCHEMA = ("struct<_id:string,operationType:string,clusterTime:string,fullDocument:map<string,string>,"
+                 "op:string,after:string,source:string>")
 
 
 def _number(field: str) -> str:
@@ -66,27 +80,48 @@ WITH events AS (
   SELECT CAST(value AS STRING) AS raw, from_json(CAST(value AS STRING), '{_EVENT_SCHEMA}') AS e,
          topic, partition, offset, timestamp AS ingest_time
   FROM {{messages}}
-), fields AS (
-  SELECT raw, topic, partition, offset, ingest_time,
-    json_object_keys(raw) IS NULL AS not_json,
-    left(coalesce(get_json_object(e._id, '$._data'), e._id, concat_ws('/', 'kafka', topic, partition, offset)), 512) AS event_id,
-    lower(e.operationType) AS op,
-    e.fullDocument IS NULL AS no_document,
-    coalesce(get_json_object(e.fullDocument['_id'], '$.$oid'), e.fullDocument['_id']) AS trade_id,
-    upper(trim(coalesce(e.fullDocument['symbol'], e.fullDocument['stock']))) AS symbol,
-    lower(trim(coalesce(e.fullDocument['side'], e.fullDocument['type']))) AS side,
-    e.fullDocument['price'] AS price_raw,
-    e.fullDocument['quantity'] AS quantity_raw,
-    coalesce(e.fullDocument['trade_time'], e.fullDocument['tradeTime'], e.fullDocument['timestamp']) AS time_raw,
-    timestamp_seconds(CASE WHEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) BETWEEN 0 AND 253402300799
-      THEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) END) AS cluster_time
+), envelopes AS (
+  SELECT *, e.operationType IS NULL AND e.source IS NOT NULL AS debezium,
+    get_json_object(e.source, '$.ts_ms') AS source_ts_ms, get_json_object(e.source, '$.ord') AS source_ord
   FROM events
+), documents AS (
+  SELECT *,
+    CASE WHEN debezium THEN from_json(e.after, 'map<string,string>') ELSE e.fullDocument END AS doc,
+    CASE WHEN NOT debezium THEN lower(e.operationType)
+      WHEN e.op IN ('c', 'r') THEN 'insert' WHEN e.op = 'u' THEN 'update' WHEN e.op = 'd' THEN 'delete'
+      ELSE concat('debezium:', e.op)
+    END AS op
+  FROM envelopes
+), fields AS (
+  SELECT raw, topic, partition, offset, ingest_time, op,
+    json_object_keys(raw) IS NULL AS not_json,
+    doc IS NULL AS no_document,
+    coalesce(get_json_object(doc['_id'], '$.$oid'), doc['_id']) AS trade_id,
+    upper(trim(coalesce(doc['symbol'], doc['stock']))) AS symbol,
+    lower(trim(coalesce(doc['side'], doc['type']))) AS side,
+    doc['price'] AS price_raw,
+    doc['quantity'] AS quantity_raw,
+    coalesce(doc['trade_time'], doc['tradeTime'], doc['timestamp']) AS time_raw,
+    CASE WHEN debezium THEN {_epoch_millis("try_cast(source_ts_ms AS BIGINT)")}
+      ELSE timestamp_seconds(CASE
+        WHEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) BETWEEN 0 AND 253402300799
+        THEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) END)
+    END AS cluster_time,
+    debezium, source_ts_ms, source_ord, e._id AS change_id
+  FROM documents
+), identified AS (
+  SELECT *,
+    left(coalesce(
+      CASE WHEN debezium AND source_ts_ms IS NOT NULL AND source_ord IS NOT NULL
+        THEN concat_ws('/', 'debezium', source_ts_ms, source_ord, trade_id) END,
+      get_json_object(change_id, '$._data'), change_id, concat_ws('/', 'kafka', topic, partition, offset)), 512) AS event_id
+  FROM fields
 ), typed AS (
   SELECT *,
     {_number("price_raw")} AS price,
     {_number("quantity_raw")} AS quantity_number,
     coalesce(get_json_object(time_raw, '$.$date'), time_raw) AS date_text
-  FROM fields
+  FROM identified
 ), timed AS (
   SELECT *,
     CASE

@@ -1,8 +1,9 @@
 /*
  * The local MongoDB stand-in: mongo-java-server (de.bwaldvogel) with change streams switched on.
  *
- * Run in single-file source mode on the `mongo` classpath of pom.xml:
- *   java -Xmx512m -cp "$CP" stack/mongo/MongoLauncher.java --port 27517 --data-dir DIR
+ * The sources of this folder are compiled together on the `mongo` classpath of pom.xml (stack/jvm.py,
+ * launcher_classpath: javac once per content, cached under .local/classes), then:
+ *   java -Xmx512m -cp "$CLASSES:$CP" MongoLauncher --port 27517 --data-dir DIR
  *        [--memory] [--oplog-max-entries 20000]
  *
  *   --port N                 listen on 127.0.0.1:N only (0 picks a free port)
@@ -10,23 +11,39 @@
  *   --memory                 keep everything in memory instead (nothing survives a restart)
  *   --oplog-max-entries N    keep at most N oplog entries (default 20000), oldest trimmed every second
  *
- * On top of the library: the oplog is indexed by timestamp, so a change stream's getMore costs what it
- * returns, not a scan of the whole oplog (IndexedOplog); a change stream from a position whose following
- * entries were trimmed away fails as on a replica set, ChangeStreamHistoryLost (code 286), instead of
- * silently skipping them; and findAndModify writes (findOneAndUpdate/Replace/Delete, upserts) are
- * recorded in the oplog like plain writes (FindAndModify).
+ * On top of the library, so that code written for a replica set runs unchanged against it:
+ *  - it answers as the primary of a one-member replica set "rs0" (hello/isMaster, replSetGetStatus,
+ *    replSetGetConfig; ReplicaSet), so mongodb://127.0.0.1:PORT/?replicaSet=rs0 works from every driver;
+ *    replies carry operationTime and $clusterTime, sessions are advertised and their fields accepted
+ *    (and ignored: one node needs no causal tokens), transactions are refused (Commands);
+ *  - change events have a replica set's shape (ChangeEvents): ns, documentKey {_id} for every operation,
+ *    wallTime, "replace" for replacements, updateDescription for $-operator updates (UpdateEntries), and
+ *    resume tokens in a replica set's layout (ResumeToken); change stream batches carry their
+ *    postBatchResumeToken, so a plain watch() works and an idle consumer's position keeps up
+ *    (ChangeStreamCursor);
+ *  - the oplog is indexed by timestamp, so a change stream's getMore costs what it returns, not a scan
+ *    of the whole oplog (IndexedOplog); a change stream from a position whose following entries were
+ *    trimmed away fails as on a replica set, ChangeStreamHistoryLost (code 286), instead of silently
+ *    skipping them;
+ *  - findAndModify writes (findOneAndUpdate/Replace/Delete, upserts) are recorded in the oplog like
+ *    plain writes (FindAndModify);
+ *  - on disk, collections are stored as BSON with MongoDB-ordered indexes (5x the library's inserts/s),
+ *    and a write is acknowledged once it is in the file, so a kill -9 loses no acknowledged write; change
+ *    streams read only what is in the file (H2Storage: BsonH2Database, GroupCommit).
+ * Files: MongoLauncher (start, options, backends), ReplicaSet (commands and topology replies),
+ * ChangeStreams (events, tokens, cursors), IndexedOplog (oplog index, history, trimming), FindAndModify,
+ * H2Storage.
+ * Not done: transactions, an awaiting getMore (an idle change stream answers at once: poll with a
+ * back-off), db.watch()/client.watch(), pre-images (fullDocumentBeforeChange).
  *
  * Prints exactly one line to stdout, "READY port=<port>", once it accepts connections; everything
  * else goes to stderr. Exit codes: 2 bad arguments, 3 port unavailable, 1 any other startup failure.
- * SIGTERM shuts down cleanly (H2 file closed); after a kill -9 the file still opens, minus the
- * writes of roughly the last second (MVStore auto-commits about once a second).
+ * SIGTERM shuts down cleanly (H2 file closed); after a kill -9 the file opens with every acknowledged
+ * write (GroupCommit).
  *
  * What the server does and does not do is written up in /work/shared/notes/mongo-stand-in.md.
  */
 
-import java.lang.reflect.Field;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Proxy;
 import java.net.BindException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,15 +52,10 @@ import java.time.Instant;
 import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Function;
-import java.util.function.UnaryOperator;
-import java.util.stream.Stream;
 
 import org.h2.mvstore.MVStore;
 import org.h2.mvstore.MVStoreException;
@@ -55,30 +67,22 @@ import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.MongoDatabase;
-import de.bwaldvogel.mongo.backend.AbstractMongoBackend;
-import de.bwaldvogel.mongo.backend.Cursor;
-import de.bwaldvogel.mongo.backend.CursorRegistry;
-import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
-import de.bwaldvogel.mongo.exception.MongoServerError;
-import de.bwaldvogel.mongo.oplog.CollectionBackedOplog;
 import de.bwaldvogel.mongo.oplog.Oplog;
-import de.bwaldvogel.mongo.oplog.OplogCursor;
-import de.bwaldvogel.mongo.oplog.OplogPosition;
+import de.bwaldvogel.mongo.wire.MongoWireProtocolHandler;
 import io.netty.channel.Channel;
 
 public class MongoLauncher {
 
-    private static final String HOST = "127.0.0.1";
+    static final String HOST = "127.0.0.1";
+    // pymongo >= 4.18 refuses the wire version 8 that ServerVersion.MONGO_5_0 reports;
+    // 13 is what a real 5.0 reports and is enough for pymongo 4.20.
+    static final int WIRE_VERSION = 13;
     private static final String USAGE =
         "usage: MongoLauncher --port N (--data-dir DIR | --memory) [--oplog-max-entries N]";
-
-    // Where AbstractMongoBackend keeps the oplog once enableOplog() is called.
-    private static final String OPLOG_DB = "local";
-    private static final String OPLOG_COLLECTION = "oplog.rs";
 
     private static Logger log;
 
@@ -113,8 +117,6 @@ public class MongoLauncher {
             return;
         }
 
-        // pymongo >= 4.18 refuses the wire version 8 that ServerVersion.MONGO_5_0 reports;
-        // 13 is what a real 5.0 reports and is enough for pymongo 4.20.
         backend.version(new MongoVersion() {
             @Override
             public List<Integer> getVersionArray() {
@@ -123,7 +125,7 @@ public class MongoLauncher {
 
             @Override
             public int getWireVersion() {
-                return 13;
+                return WIRE_VERSION;
             }
         });
 
@@ -153,6 +155,14 @@ public class MongoLauncher {
         });
         OplogTrimmer oplogTrimmer = new OplogTrimmer(((IndexedBackend) backend).indexedOplog(), options.oplogMaxEntries);
         scheduler.scheduleWithFixedDelay(oplogTrimmer, 1, 1, TimeUnit.SECONDS);
+        // A command that wrote without being one of GroupCommit.WRITES: stored (and readable) within a second.
+        scheduler.scheduleWithFixedDelay(() -> {
+            try {
+                ((IndexedBackend) backend).storeWrites();
+            } catch (Throwable e) { // an escaping exception would silently cancel the schedule
+                log.warn("storing writes failed", e);
+            }
+        }, 1, 1, TimeUnit.SECONDS);
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("shutting down");
@@ -183,7 +193,8 @@ public class MongoLauncher {
     }
 
     private static BsonTimestamp newestOplogTimestamp(MongoBackend backend) {
-        MongoCollection<?> oplog = backend.resolveDatabase(OPLOG_DB).resolveCollection(OPLOG_COLLECTION, false);
+        MongoCollection<?> oplog = backend.resolveDatabase(IndexedOplog.DATABASE)
+            .resolveCollection(IndexedOplog.COLLECTION, false);
         if (oplog == null) {
             return null;
         }
@@ -221,9 +232,13 @@ public class MongoLauncher {
         System.exit(exitCode);
     }
 
-    /** A backend whose oplog is an {@link IndexedOplog} and whose findAndModify writes reach it. */
+    /** A backend whose oplog is an {@link IndexedOplog} and whose commands go through {@link Commands}. */
     interface IndexedBackend {
         IndexedOplog indexedOplog();
+
+        /** Writes applied so far are stored (and their oplog entries readable) when this returns. */
+        default void storeWrites() {
+        }
     }
 
     static final class IndexedMemoryBackend extends MemoryBackend implements IndexedBackend {
@@ -246,21 +261,30 @@ public class MongoLauncher {
 
         @Override
         public Document handleCommand(Channel channel, String database, String command, Document query) {
-            return FindAndModify.run(this, oplog, database, command, query,
-                sent -> super.handleCommand(channel, database, command, sent));
+            return Commands.handle(this, indexed, channel, database, command, query,
+                sent -> super.handleCommand(channel, database, command, sent), () -> { });
         }
     }
 
+    /** On disk: collections stored as BSON ({@link BsonH2Database}), writes acknowledged once in the file. */
     static final class IndexedH2Backend extends H2Backend implements IndexedBackend {
         private IndexedOplog indexed;
+        private GroupCommit durability;
 
         IndexedH2Backend(MVStore store, Clock clock) {
             super(store, clock);
         }
 
         @Override
+        protected MongoDatabase openOrCreateDatabase(String databaseName) {
+            return new BsonH2Database(databaseName, getMvStore(), getCursorRegistry());
+        }
+
+        @Override
         protected Oplog createOplog() {
             indexed = IndexedOplog.create(this, getCursorRegistry());
+            indexed.hideUnstored(); // an entry is readable once it is in the file: a crash cannot take it back
+            durability = new GroupCommit(getMvStore(), indexed);
             return indexed;
         }
 
@@ -270,317 +294,15 @@ public class MongoLauncher {
         }
 
         @Override
+        public void storeWrites() {
+            durability.awaitCommitted();
+        }
+
+        @Override
         public Document handleCommand(Channel channel, String database, String command, Document query) {
-            return FindAndModify.run(this, oplog, database, command, query,
-                sent -> super.handleCommand(channel, database, command, sent));
-        }
-    }
-
-    /**
-     * The server records insert/update/delete commands in its oplog but not findAndModify (mongosh's
-     * findOneAndUpdate, pymongo's find_one_and_*): a user's edit would never reach a change stream.
-     * This records a successful one after the fact, as the plain write of the same effect would be.
-     */
-    static final class FindAndModify {
-
-        /** Runs the command through {@code execute}; a findAndModify that wrote is recorded in the oplog. */
-        static Document run(MongoBackend backend, Oplog oplog, String database, String command, Document query,
-                            UnaryOperator<Document> execute) {
-            if (!"findAndModify".equalsIgnoreCase(command) || oplog == null) {
-                return execute.apply(query);
-            }
-            String collection = String.valueOf(query.get(command));
-            String namespace = database + "." + collection;
-            Document selector = query.get("query") instanceof Document ? (Document) query.get("query") : new Document();
-            // The response says nothing of what happened (no lastErrorObject): an upsert is a write where
-            // nothing matched beforehand, and its new document is asked for to learn its _id.
-            boolean inserts = truthy(query.get("upsert")) && !matches(backend, database, collection, selector);
-            boolean wantsNew = truthy(query.get("new"));
-            Document sent = query;
-            if (inserts && !wantsNew) {
-                sent = new Document().appendAll(query).append("new", true);
-            }
-            Document response = execute.apply(sent);
-            Object value = response == null ? null : response.get("value");
-            Object id = value instanceof Document ? ((Document) value).get("_id") : null;
-            if (!isOk(response) || id == null) {
-                return response; // nothing matched (or a projection hid the _id: nothing to name the document by)
-            }
-            if (inserts) {
-                Document inserted = lookUp(backend, database, collection, id);
-                oplog.handleInsert(namespace, List.of(inserted != null ? inserted : (Document) value));
-                if (!wantsNew) {
-                    response.put("value", null); // what the client asked for: the (absent) document before
-                }
-            } else if (truthy(query.get("remove"))) {
-                oplog.handleDelete(namespace, selector, List.of(id));
-            } else if (query.get("update") instanceof Document) {
-                oplog.handleUpdate(namespace, selector, (Document) query.get("update"), List.of(id));
-            }
-            return response;
-        }
-
-        private static boolean truthy(Object flag) {
-            return Boolean.TRUE.equals(flag) || flag instanceof Number && ((Number) flag).doubleValue() != 0;
-        }
-
-        private static boolean matches(MongoBackend backend, String database, String collection, Document selector) {
-            MongoCollection<?> target = backend.resolveDatabase(database).resolveCollection(collection, false);
-            return target != null && target.handleQuery(selector).iterator().hasNext();
-        }
-
-        private static boolean isOk(Document response) {
-            Object ok = response == null ? null : response.get("ok");
-            return ok instanceof Number && ((Number) ok).doubleValue() == 1.0;
-        }
-
-        private static Document lookUp(MongoBackend backend, String database, String collection, Object id) {
-            MongoCollection<?> target = backend.resolveDatabase(database).resolveCollection(collection, false);
-            if (target == null) {
-                return null;
-            }
-            for (Document document : target.handleQuery(new Document("_id", id))) {
-                return document.cloneDeeply();
-            }
-            return null;
-        }
-    }
-
-    /**
-     * The server's collection-backed oplog with an index: every entry also sits in a sorted map keyed by
-     * its timestamp, so a change stream's getMore reads only the entries after its position (the
-     * library scans and sorts the whole oplog on every call). The library still does everything
-     * else: it reads the oplog through {@link #view}, a proxy of the collection whose
-     * queryAllAsStream() is the map's tail from the position of the getMore being served.
-     * <p>
-     * Also refuses, as a replica set does (ChangeStreamHistoryLost, code 286), to resume from a
-     * position whose following entries were trimmed away, instead of silently skipping them.
-     */
-    static final class IndexedOplog extends CollectionBackedOplog {
-
-        private static final ThreadLocal<Long> READ_FROM = new ThreadLocal<>();
-        private static final String TRIM_STATE = "oplog.trimmed"; // in the local database, next to oplog.rs
-
-        final ConcurrentSkipListMap<Long, Document> index;
-        final MongoCollection<Document> store;
-        private final MongoCollection<Document> trimState;
-        private final CursorRegistry cursors;
-        // the newest key ever trimmed away: a resume point before it has lost history
-        private volatile long trimmedThrough;
-
-        private IndexedOplog(MongoBackend backend, MongoCollection<Document> view, MongoCollection<Document> store,
-                             ConcurrentSkipListMap<Long, Document> index, MongoCollection<Document> trimState,
-                             CursorRegistry cursors) {
-            super(backend, view, cursors);
-            this.store = store;
-            this.index = index;
-            this.trimState = trimState;
-            this.cursors = cursors;
-            this.trimmedThrough = loadTrimmedThrough(trimState);
-        }
-
-        @SuppressWarnings("unchecked")
-        static IndexedOplog create(AbstractMongoBackend backend, CursorRegistry cursors) {
-            MongoDatabase local = backend.resolveDatabase(OPLOG_DB);
-            MongoCollection<Document> store = (MongoCollection<Document>) collection(local, OPLOG_COLLECTION);
-            MongoCollection<Document> trimState = (MongoCollection<Document>) collection(local, TRIM_STATE);
-            ConcurrentSkipListMap<Long, Document> index = new ConcurrentSkipListMap<>();
-            store.queryAllAsStream().forEach(entry -> index.put(key(entry), entry));
-            return new IndexedOplog(backend, view(store, index), store, index, trimState, cursors);
-        }
-
-        private static MongoCollection<?> collection(MongoDatabase database, String name) {
-            MongoCollection<?> collection = database.resolveCollection(name, false);
-            return collection != null ? collection : database.createCollectionOrThrowIfExists(name);
-        }
-
-        @SuppressWarnings("unchecked")
-        private static MongoCollection<Document> view(MongoCollection<Document> store, Map<Long, Document> index) {
-            ConcurrentSkipListMap<Long, Document> sorted = (ConcurrentSkipListMap<Long, Document>) index;
-            return (MongoCollection<Document>) Proxy.newProxyInstance(MongoLauncher.class.getClassLoader(),
-                new Class<?>[] {MongoCollection.class}, (proxy, method, args) -> {
-                    if (method.getName().equals("addDocument") && args.length == 1) {
-                        Document entry = (Document) args[0];
-                        store.addDocument(entry);
-                        sorted.put(key(entry), entry);
-                        return null;
-                    }
-                    if (method.getName().equals("addDocuments") && args.length == 1) {
-                        ((Stream<Document>) args[0]).forEachOrdered(entry -> {
-                            store.addDocument(entry);
-                            sorted.put(key(entry), entry);
-                        });
-                        return null;
-                    }
-                    if (method.getName().equals("queryAllAsStream") && (args == null || args.length == 0)) {
-                        Long from = READ_FROM.get();
-                        return (from == null ? sorted : sorted.tailMap(from, true)).values().stream();
-                    }
-                    try {
-                        return method.invoke(store, args);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
-        }
-
-        // Writes take one lock: timestamps are handed out and entries indexed in the same order, so
-        // a getMore can never see a newer entry before an older one and skip the older one.
-        @Override
-        public synchronized void handleInsert(String namespace, List<Document> documents) {
-            super.handleInsert(namespace, documents);
-        }
-
-        @Override
-        public synchronized void handleUpdate(String namespace, Document selector, Document query, List<Object> ids) {
-            super.handleUpdate(namespace, selector, query, ids);
-        }
-
-        @Override
-        public synchronized void handleDelete(String namespace, Document query, List<Object> ids) {
-            super.handleDelete(namespace, query, ids);
-        }
-
-        @Override
-        public synchronized void handleDropCollection(String namespace) {
-            super.handleDropCollection(namespace);
-        }
-
-        @Override
-        public Cursor createCursor(Document changeStream, String namespace, Aggregation aggregation) {
-            checkHistory(changeStream);
-            Cursor cursor = super.createCursor(changeStream, namespace, aggregation);
-            if (!(cursor instanceof OplogCursor)) {
-                return cursor; // an invalidate cursor: it reads nothing
-            }
-            Function<OplogPosition, Stream<Document>> scan = field(cursor, "oplogStream");
-            Function<OplogPosition, Stream<Document>> seek = position -> {
-                READ_FROM.set(key(IndexedOplog.<BsonTimestamp>field(position, "timestamp")));
-                try {
-                    return scan.apply(position); // the library's filter, sort and mapping, on the tail only
-                } finally {
-                    READ_FROM.remove();
-                }
-            };
-            OplogCursor indexed = new OplogCursor(cursor.getId(), seek, field(cursor, "position"));
-            cursors.remove(cursor);
-            cursors.add(indexed);
-            return indexed;
-        }
-
-        private void checkHistory(Document changeStream) {
-            Document token = (Document) changeStream.getOrDefault("startAfter", changeStream.get("resumeAfter"));
-            BsonTimestamp startAt = (BsonTimestamp) changeStream.get("startAtOperationTime");
-            long trimmed = trimmedThrough;
-            boolean lost;
-            String from;
-            if (token != null) { // resumes after the token's entry: lost if anything newer was trimmed
-                BsonTimestamp after = field(OplogPosition.fromDocument(token), "timestamp");
-                lost = trimmed > key(after);
-                from = "resume token at " + describe(after);
-            } else if (startAt != null) { // starts at and includes startAt
-                lost = trimmed >= key(startAt);
-                from = "operation time " + describe(startAt);
-            } else {
-                return;
-            }
-            if (lost) {
-                throw new MongoServerError(286, "ChangeStreamHistoryLost",
-                    "Resume of change stream was not possible, as the resume point may no longer be in the oplog: "
-                    + from + " is older than the oldest kept entry (entries through "
-                    + describe(new BsonTimestamp(trimmed ^ Long.MIN_VALUE)) + " were trimmed). Start a new "
-                    + "stream from the current time (and resync what was missed), or keep more history "
-                    + "with a larger --oplog-max-entries");
-            }
-        }
-
-        /** Drops the oldest entries beyond maxEntries, oldest first; returns how many. */
-        int trim(int maxEntries, java.util.function.BooleanSupplier stopped) {
-            int removed = 0;
-            while (index.size() > maxEntries && !stopped.getAsBoolean()) {
-                Map.Entry<Long, Document> oldest = index.firstEntry();
-                // the mark moves first: a stream opened meanwhile at this entry is refused, never skips it
-                trimmedThrough = Math.max(trimmedThrough, oldest.getKey());
-                index.remove(oldest.getKey());
-                store.removeDocument(oldest.getValue());
-                removed++;
-            }
-            if (removed > 0) {
-                saveTrimmedThrough();
-            }
-            return removed;
-        }
-
-        private void saveTrimmedThrough() {
-            for (Document old : trimState.handleQuery(new Document("_id", TRIM_STATE))) {
-                trimState.removeDocument(old);
-            }
-            trimState.addDocument(new Document("_id", TRIM_STATE).append("through", trimmedThrough));
-        }
-
-        private static long loadTrimmedThrough(MongoCollection<Document> trimState) {
-            for (Document state : trimState.handleQuery(new Document("_id", TRIM_STATE))) {
-                return ((Number) state.get("through")).longValue();
-            }
-            return Long.MIN_VALUE; // nothing trimmed yet
-        }
-
-        // A sort key: BsonTimestamp orders its value as unsigned, and flipping the sign bit gives
-        // that order to plain signed comparisons (it matters from 2038 on).
-        static long key(BsonTimestamp ts) {
-            return ts.getValue() ^ Long.MIN_VALUE;
-        }
-
-        static long key(Document entry) {
-            return key((BsonTimestamp) entry.get("ts"));
-        }
-
-        private static String describe(BsonTimestamp ts) {
-            return Instant.ofEpochSecond(Integer.toUnsignedLong(ts.getTime())) + " (Timestamp("
-                + Integer.toUnsignedLong(ts.getTime()) + ", " + ts.getInc() + "))";
-        }
-
-        @SuppressWarnings("unchecked")
-        private static <T> T field(Object target, String name) {
-            try {
-                Field field = target.getClass().getDeclaredField(name);
-                field.setAccessible(true);
-                return (T) field.get(target);
-            } catch (ReflectiveOperationException e) {
-                throw new IllegalStateException("mongo-java-server changed: " + target.getClass().getName()
-                    + " has no field " + name + "; MongoLauncher's IndexedOplog needs updating", e);
-            }
-        }
-    }
-
-    /** Keeps the oplog at most maxEntries long, as a capped oplog would: the oldest go first. */
-    static final class OplogTrimmer implements Runnable {
-
-        private final IndexedOplog oplog;
-        private final int maxEntries;
-        // Stop between entries rather than interrupt: an interrupt during file IO closes the MVStore.
-        private volatile boolean stopped;
-
-        OplogTrimmer(IndexedOplog oplog, int maxEntries) {
-            this.oplog = oplog;
-            this.maxEntries = maxEntries;
-        }
-
-        void stop() {
-            stopped = true;
-        }
-
-        @Override
-        public void run() {
-            try {
-                long started = System.nanoTime();
-                int removed = oplog.trim(maxEntries, () -> stopped);
-                if (removed > 0) {
-                    log.debug("trimmed {} oplog entries in {} ms", removed, (System.nanoTime() - started) / 1_000_000);
-                }
-            } catch (Throwable e) { // an escaping exception would silently cancel the schedule
-                log.warn("oplog trim failed", e);
-            }
+            return Commands.handle(this, indexed, channel, database, command, query,
+                sent -> super.handleCommand(channel, database, command, sent),
+                GroupCommit.WRITES.contains(command) ? durability::awaitCommitted : () -> { });
         }
     }
 

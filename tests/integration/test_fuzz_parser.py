@@ -49,11 +49,29 @@ def change_events(draw, event_id: int) -> bytes:
     return json.dumps(event, allow_nan=True).encode()  # NaN/Infinity: JSON that strict parsers refuse
 
 
+@st.composite
+def debezium_envelopes(draw, event_id: int) -> bytes:
+    """Debezium's envelope (CDC_MODE=debezium) with wild documents, ops and positions; ``after`` is JSON text."""
+    document = {field: draw(wild) for field in draw(st.sets(st.sampled_from(
+        ["symbol", "stock", "price", "quantity", "side", "type", "trade_time", "tradeTime", "timestamp", "_id"])))}
+    envelope = {
+        "before": None,
+        "after": draw(st.just(json.dumps(document, allow_nan=True)) | st.none() | st.text(max_size=12)
+                      | json_values.map(lambda v: json.dumps(v, allow_nan=True))),
+        "source": {"ts_ms": draw(st.just(1_764_000_000_000) | json_scalars), "ord": f"fuzz-{event_id}"},
+        "op": draw(st.sampled_from(["c", "u", "r", "d", "t", "", None])),
+    }
+    for key in draw(st.sets(st.sampled_from(list(envelope)), max_size=1)):
+        del envelope[key]
+    return json.dumps(envelope, allow_nan=True).encode()
+
+
 def messages():
     one = st.one_of(
         st.binary(max_size=40),
         json_values.map(lambda v: json.dumps(v, allow_nan=True).encode()),
         st.integers(0, 10**6).flatmap(change_events),
+        st.integers(0, 10**6).flatmap(debezium_envelopes),
     )
     return st.lists(one, min_size=1, max_size=40)
 

@@ -1,6 +1,9 @@
 """The stand-in's oplog on a stack of its own, capped small: a resume point that was trimmed away is refused
 as a replica set refuses it (ChangeStreamHistoryLost, code 286), the relay resyncs from it loudly and goes
-on, and findAndModify writes (find_one_and_*) produce change events like the plain writes."""
+on, and findAndModify writes (find_one_and_*) produce change events like the plain writes. The stand-in also
+answers as a one-member replica set does: change events of a replica set's shape (ns, documentKey {_id},
+wallTime, replace, updateDescription), operationTime on replies, a postBatchResumeToken that moves while the
+watched collection is idle, a plain watch(), and ?replicaSet=rs0 in the URI."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -172,10 +176,12 @@ def test_find_and_modify_writes_produce_change_events(client: MongoClient) -> No
 
         before = collection.find_one_and_update({"sym": "A"}, {"$inc": {"qty": 10}})
         assert before is not None and before["qty"] == 1  # the client still gets what it asked for
-        assert check("update", "find_one_and_update")["fullDocument"] == {"_id": before["_id"], "sym": "A", "qty": 11}
+        updated = check("update", "find_one_and_update")
+        assert updated["fullDocument"] == {"_id": before["_id"], "sym": "A", "qty": 11}
+        assert updated["documentKey"] == {"_id": before["_id"]}
+        assert updated["updateDescription"] == {"updatedFields": {"qty": 11}, "removedFields": [], "truncatedArrays": []}
         collection.find_one_and_replace({"sym": "A"}, {"sym": "A", "qty": 5})
-        # the stand-in reports a replace as an update, for plain replaces too
-        assert check(("replace", "update"), "find_one_and_replace")["fullDocument"]["qty"] == 5
+        assert check("replace", "find_one_and_replace")["fullDocument"] == {"_id": before["_id"], "sym": "A", "qty": 5}
         assert collection.find_one_and_update({"sym": "C"}, {"$set": {"qty": 3}}, upsert=True) is None
         upserted = check("insert", "an upsert by find_one_and_update")["fullDocument"]
         assert upserted["sym"] == "C" and upserted["qty"] == 3
@@ -188,3 +194,174 @@ def test_find_and_modify_writes_produce_change_events(client: MongoClient) -> No
         assert collection.find_one_and_update({"sym": "none"}, {"$set": {"qty": 0}}) is None  # no write, no event
         collection.insert_one({"sym": "E"})
         assert check("insert", "the insert after a findAndModify that matched nothing")["fullDocument"]["sym"] == "E"
+
+
+def next_events(stream: Any, count: int, what: str) -> list[Mapping[str, Any]]:
+    """The next ``count`` change events."""
+    events: list[Mapping[str, Any]] = []
+
+    def probe() -> bool:
+        event = stream.try_next()
+        if event is not None:
+            events.append(event)
+        return len(events) >= count
+    wait_until(probe, timeout=10, what=what, describe=lambda: f"{len(events)} of {count}: {events}")
+    return events
+
+
+def token_time(token: Mapping[str, Any]) -> tuple[int, int]:
+    """The (seconds, increment) a resume token stands for: a replica set's layout, 0x82 + the timestamp."""
+    data = token["_data"]
+    assert data.startswith("82"), token
+    return int(data[2:10], 16), int(data[10:18], 16)
+
+
+def test_change_events_have_a_replica_sets_shape(client: MongoClient) -> None:
+    collection = own_collection(client)
+    ns = {"db": collection.database.name, "coll": collection.name}
+    start = kept_time(collection)
+    written_from = datetime.now(timezone.utc) - timedelta(seconds=1)
+    collection.insert_one({"_id": "t1", "sym": "A", "qty": 1, "n": {"m": 1}, "gone": True})
+    collection.update_one({"_id": "t1"}, {"$set": {"qty": 2, "n.m": 5}, "$inc": {"count": 3}, "$unset": {"gone": ""}})
+    collection.replace_one({"_id": "t1"}, {"sym": "A", "qty": 7})
+    collection.delete_one({"_id": "t1"})
+    with collection.watch(start_at_operation_time=start, full_document="updateLookup") as stream:
+        insert, update, replace, delete = next_events(stream, 4, "the events of insert, update, replace, delete")
+
+    for event in (insert, update, replace, delete):
+        assert event["ns"] == ns and event["documentKey"] == {"_id": "t1"}, event
+        assert isinstance(event["clusterTime"], Timestamp) and token_time(event["_id"]) == (
+            event["clusterTime"].time, event["clusterTime"].inc)
+        wall_time = event["wallTime"].replace(tzinfo=timezone.utc)  # a BSON date
+        assert written_from <= wall_time <= datetime.now(timezone.utc), event
+    assert [e["operationType"] for e in (insert, update, replace, delete)] == ["insert", "update", "replace", "delete"]
+    assert insert["fullDocument"] == {"_id": "t1", "sym": "A", "qty": 1, "n": {"m": 1}, "gone": True}
+    assert update["updateDescription"] == {"updatedFields": {"qty": 2, "n.m": 5, "count": 3},
+                                           "removedFields": ["gone"], "truncatedArrays": []}
+    assert update["fullDocument"] is None  # looked up when read, as on a replica set: deleted by then
+    assert replace["fullDocument"] == {"_id": "t1", "sym": "A", "qty": 7} and "updateDescription" not in replace
+    assert "fullDocument" not in delete and "updateDescription" not in delete
+
+
+def test_an_update_event_has_the_full_document_only_when_asked(client: MongoClient) -> None:
+    collection = own_collection(client)
+    start = kept_time(collection)
+    collection.insert_one({"_id": "u", "qty": 1})
+    collection.update_one({"_id": "u"}, {"$inc": {"qty": 1}})
+    with collection.watch(start_at_operation_time=start, full_document="updateLookup") as stream:
+        _, looked_up = next_events(stream, 2, "the insert and an update event with updateLookup")
+    with collection.watch(start_at_operation_time=start) as stream:
+        _, plain = next_events(stream, 2, "the insert and an update event without it")
+    assert looked_up["fullDocument"] == {"_id": "u", "qty": 2}
+    assert "fullDocument" not in plain
+    assert plain["updateDescription"]["updatedFields"] == {"qty": 2} == looked_up["updateDescription"]["updatedFields"]
+
+
+def test_replies_carry_the_newest_oplog_time(client: MongoClient) -> None:
+    collection = own_collection(client)
+    db = collection.database
+    insert = db.command("insert", collection.name, documents=[{"_id": 1}])
+    newest = client.local["oplog.rs"].find_one(sort=[("ts", -1)])["ts"]
+    assert isinstance(insert["operationTime"], Timestamp) and insert["operationTime"] <= newest
+    replies = {
+        "hello": client.admin.command("hello"),
+        "ping": client.admin.command("ping"),
+        "find": db.command("find", collection.name),
+        "update": db.command("update", collection.name, updates=[{"q": {"_id": 1}, "u": {"$set": {"a": 1}}}]),
+        "aggregate": db.command("aggregate", collection.name, pipeline=[], cursor={}),
+        "delete": db.command("delete", collection.name, deletes=[{"q": {"_id": 1}, "limit": 1}]),
+    }
+    for name, reply in replies.items():
+        assert isinstance(reply["operationTime"], Timestamp) and reply["operationTime"] >= newest, name
+        assert reply["$clusterTime"]["clusterTime"] == reply["operationTime"], name
+    assert replies["delete"]["operationTime"] > replies["update"]["operationTime"]  # each write is a newer entry
+
+
+def test_a_change_streams_batches_carry_a_post_batch_resume_token_that_moves_while_idle(client: MongoClient) -> None:
+    collection = own_collection(client)
+    other = collection.database["other"]
+    db = collection.database
+    opened = db.command("aggregate", collection.name, pipeline=[{"$changeStream": {}}], cursor={})
+    cursor = opened["cursor"]
+    assert cursor["firstBatch"] == [] and token_time(cursor["postBatchResumeToken"])
+    other.insert_one({"elsewhere": 1})  # only another collection is written: the watched one is idle
+    more = db.command("getMore", cursor["id"], collection=collection.name)["cursor"]
+    assert more["nextBatch"] == []
+    idle_token = more["postBatchResumeToken"]
+    assert token_time(idle_token) > token_time(cursor["postBatchResumeToken"])
+    newest = client.local["oplog.rs"].find_one(sort=[("ts", -1)])["ts"]
+    assert token_time(idle_token) == (newest.time, newest.inc)  # the oplog's end
+    collection.insert_one({"_id": "after-idle"})
+    batch = db.command("getMore", cursor["id"], collection=collection.name)["cursor"]
+    assert [event["documentKey"] for event in batch["nextBatch"]] == [{"_id": "after-idle"}]
+    assert batch["postBatchResumeToken"] == batch["nextBatch"][-1]["_id"]
+    db.command("killCursors", collection.name, cursors=[cursor["id"]])
+    # resuming from the idle token gives the event after it, and nothing before
+    with collection.watch(resume_after=idle_token) as stream:
+        assert next_event(stream, "the event after the idle token")["documentKey"] == {"_id": "after-idle"}
+        other.insert_one({"elsewhere": 2})
+        wait_until(lambda: stream.try_next() is None and token_time(stream.resume_token) > token_time(idle_token),
+                   timeout=10, what="pymongo's resume token moving with the idle batches")
+
+
+def test_a_plain_watch_starts_at_the_current_time(client: MongoClient) -> None:
+    collection = own_collection(client)
+    collection.insert_one({"_id": "before"})
+    with collection.watch() as stream:
+        assert stream.try_next() is None
+        assert stream.resume_token is not None  # the first batch's postBatchResumeToken
+        collection.insert_one({"_id": "after"})
+        assert next_event(stream, "the insert after watch()")["documentKey"] == {"_id": "after"}
+
+
+def test_a_resume_token_of_an_earlier_launcher_still_resumes(client: MongoClient) -> None:
+    collection = own_collection(client)
+    start = kept_time(collection)
+    collection.insert_many([{"_id": 1}, {"_id": 2}])
+    with collection.watch(start_at_operation_time=start) as stream:
+        first, _ = next_events(stream, 2, "the two inserts")
+    earlier = {"_data": format(first["clusterTime"].time << 32 | first["clusterTime"].inc, "x")}  # the bare timestamp
+    with collection.watch(resume_after=earlier) as stream:
+        assert next_event(stream, "the event after an earlier launcher's token")["documentKey"] == {"_id": 2}
+
+
+def test_a_replica_set_uri_connects_and_sessions_are_accepted(oplog_stack: LocalStack) -> None:
+    port = oplog_stack.ready_settings.local_mongo_port
+    with MongoClient(f"mongodb://127.0.0.1:{port}/?replicaSet=rs0", serverSelectionTimeoutMS=5000) as client:
+        collection = own_collection(client)
+        collection.insert_one({"_id": "rs"})  # a retryable write: lsid and txnNumber are sent and accepted
+        assert client.topology_description.topology_type_name == "ReplicaSetWithPrimary"
+        hello = client.admin.command("hello")
+        me = f"127.0.0.1:{port}"
+        assert (hello["setName"], hello["hosts"], hello["primary"], hello["me"]) == ("rs0", [me], me, me)
+        assert hello["isWritablePrimary"] is True and hello["secondary"] is False
+        assert hello["logicalSessionTimeoutMinutes"] > 0 and hello["lastWrite"]["opTime"]["ts"] <= hello["operationTime"]
+        status = client.admin.command("replSetGetStatus")
+        assert status["set"] == "rs0" and [m["stateStr"] for m in status["members"]] == ["PRIMARY"]
+        with client.start_session(causal_consistency=True) as session:
+            collection.insert_one({"_id": "in-session"}, session=session)
+            assert collection.count_documents({}, session=session) == 2
+            assert session.operation_time is not None and session.cluster_time is not None
+        session = client.start_session()
+        with session, pytest.raises(OperationFailure) as refused, session.start_transaction():
+            collection.insert_one({"_id": "in-transaction"}, session=session)
+        assert refused.value.code == 20 and "transactions are not supported" in str(refused.value)
+        assert collection.find_one({"_id": "in-transaction"}) is None
+
+
+def test_an_open_stream_that_fell_behind_the_trimmed_oplog_fails_as_history_lost(client: MongoClient) -> None:
+    collection = own_collection(client)
+    with collection.watch() as stream:
+        assert stream.try_next() is None
+        position = token_time(stream.resume_token)
+        collection.insert_many([{"filler": i} for i in range(OPLOG_ENTRIES * 2)])
+        wait_until(lambda: _oldest(collection) > position, timeout=30,
+                   what="the oplog trimmed past the open stream's position (the stand-in trims about once a second)")
+        with pytest.raises(OperationFailure) as lost:
+            stream.try_next()  # never the events after the gap, as if nothing had been trimmed
+    assert lost.value.code == HISTORY_LOST and "fell behind" in str(lost.value)
+
+
+def _oldest(collection: Collection) -> tuple[int, int]:
+    oldest = collection.database.client.local["oplog.rs"].find_one(sort=[("ts", 1)])["ts"]
+    return oldest.time, oldest.inc

@@ -1,12 +1,13 @@
 """Parsing and validation of change events (pipeline/trades.py) on small DataFrames."""
 
+import json
 from decimal import Decimal
 
 import pytest
 
 from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.spark.parse import parse_change_events
-from tests.events import change_event, kafka_rows, trade_doc
+from tests.events import CLUSTER_SECONDS, change_event, debezium_event, kafka_rows, trade_doc
 
 pytestmark = pytest.mark.spark
 KNOWN = {"INFY", "TCS"}
@@ -103,3 +104,112 @@ def test_epoch_times_out_of_range_are_rejected_not_fatal(spark):
                 for i, value in enumerate((9223372036854776, -62135510400001, 253402300800000))]
     rows = parse_change_events(kafka_rows(spark, messages), ["INFY"]).select("reject_reason").collect()
     assert [row.reject_reason for row in rows] == ["invalid_trade_time"] * 3
+
+
+# -- Debezium's envelope (CDC_MODE=debezium) -------------------------------------------------------------------------
+
+# As Debezium 3.6's MongoDB connector writes an insert through JsonConverter (schemas off): ``after`` is the document
+# in the Java driver's strict JSON (dates as epoch ms, int64 as $numberLong), ``source.ord`` the cluster time's
+# increment, ``source.ts_ms`` the change's wall time.
+DEBEZIUM_INSERT = (
+    '{"before":null,"after":"{\\"_id\\": {\\"$oid\\": \\"6750a1b2c3d4e5f601234567\\"}, \\"symbol\\": \\"infy\\", '
+    '\\"side\\": \\"SELL\\", \\"price\\": 1523.45, \\"quantity\\": {\\"$numberLong\\": \\"10\\"}, '
+    '\\"trade_time\\": {\\"$date\\": 1764000000000}}","updateDescription":null,'
+    '"source":{"version":"3.6.1.Final","connector":"mongodb","name":"stockdash","ts_ms":1764000000123,"snapshot":"false",'
+    '"db":"stockmarket","sequence":null,"ts_us":1764000000123000,"ts_ns":1764000000123000000,"collection":"transaction",'
+    '"ord":7,"lsid":null,"txnNumber":null,"wallTime":1764000000123},"op":"c","ts_ms":1764000000150,"transaction":null}'
+)
+
+
+def test_a_debezium_insert_is_parsed_exactly(spark):
+    [row] = parse(spark, [DEBEZIUM_INSERT])
+    assert row["reject_reason"] is None
+    assert row["event_id"] == "debezium/1764000000123/7/6750a1b2c3d4e5f601234567"
+    assert row["op"] == "insert" and row["trade_id"] == "6750a1b2c3d4e5f601234567"
+    assert (row["symbol"], row["side"], row["price"], row["quantity"]) == ("INFY", "sell", Decimal("1523.4500"), 10)
+    assert row["trade_time"].isoformat().startswith("2025-11-24T16:00:00")
+    assert row["cluster_time"].isoformat().startswith("2025-11-24T16:00:00.123")  # source.ts_ms, to the ms
+
+
+def test_debezium_ops_map_onto_change_event_ops(spark):
+    doc = trade_doc("INFY", 10, _id={"$oid": "6750a1b2c3d4e5f601234567"})
+    rows = parse(spark, [
+        debezium_event(doc, op="c", ord_=1),
+        debezium_event(doc, op="r", ord_=2),  # a snapshot read: the document as it is, one tick
+        debezium_event({**doc, "price": 11}, op="u", ord_=3,
+                       update_description={"removedFields": None, "updatedFields": '{"price": 11}', "truncatedArrays": None}),
+        debezium_event(None, op="d", ord_=4),
+        debezium_event(doc, op="t", ord_=5),  # a truncate: not a trade's change
+    ])
+    assert [(r["op"], r["reject_reason"]) for r in rows] == [
+        ("insert", None), ("insert", None), ("update", None), ("delete", None), ("debezium:t", "unsupported_operation")]
+    assert rows[2]["price"] == Decimal("11.0000")  # change_streams_update_full: the whole document is in after
+
+
+def test_the_same_trade_through_either_envelope_is_the_same_row_but_for_its_id(spark):
+    doc = trade_doc("TCS", {"$numberDecimal": "3470.5"}, quantity={"$numberLong": "4"}, when=None, side="buy",
+                    _id={"$oid": "6750a1b2c3d4e5f6012345ff"}, trade_time={"$date": 1764000000000})
+    for relay_op, debezium_op in (("insert", "c"), ("update", "u"), ("delete", "d")):
+        relay, debezium = parse(spark, [
+            change_event("token-1", None if relay_op == "delete" else doc, op=relay_op),
+            debezium_event(None if debezium_op == "d" else doc, op=debezium_op, ts_ms=CLUSTER_SECONDS * 1000),
+        ])
+        different = {"event_id", "raw", "offset"}
+        assert {k: v for k, v in relay.items() if k not in different} == {
+            k: v for k, v in debezium.items() if k not in different}, relay_op
+        assert relay["event_id"] == "token-1" and debezium["event_id"].startswith("debezium/1764000000000/1")
+    # A document without a trade time is dated by the database either way.
+    undated = trade_doc("TCS", 5, when=None)
+    relay, debezium = parse(spark, [change_event("token-2", undated), debezium_event(undated)])
+    assert relay["trade_time"] == debezium["trade_time"] == debezium["cluster_time"]
+
+
+def test_a_debezium_event_re_sent_keeps_its_id_and_changes_of_one_transaction_do_not_share_one(spark):
+    first = debezium_event(trade_doc("INFY", 1, _id={"$oid": "a" * 24}), ord_=3)
+    same_transaction = debezium_event(trade_doc("INFY", 2, _id={"$oid": "b" * 24}), ord_=3)
+    rows = parse(spark, [first, first, same_transaction, debezium_event(None, op="d", ord_=4)])
+    ids = [r["event_id"] for r in rows]
+    assert ids[0] == ids[1] == f"debezium/{CLUSTER_SECONDS * 1000}/3/{'a' * 24}"
+    assert ids[2] == f"debezium/{CLUSTER_SECONDS * 1000}/3/{'b' * 24}"
+    assert ids[3] == f"debezium/{CLUSTER_SECONDS * 1000}/4"  # a delete's after is empty: its position alone
+
+
+def test_a_debezium_envelope_without_a_position_gets_the_kafka_position_and_no_database_time(spark):
+    [row] = parse(spark, [debezium_event(trade_doc("INFY", 10), ts_ms=None)])
+    assert row["event_id"] == "kafka/t/0/0"
+    assert row["cluster_time"] is None and row["reject_reason"] is None  # its trade time still dates it
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (debezium_event(None, op="c"), "missing_document"),
+        # capture.mode=change_streams (not _update_full) sends an update without its document.
+        (debezium_event(None, op="u", update_description={"updatedFields": '{"price": 3}'}), "missing_document"),
+        (debezium_event("{not a document", op="c"), "missing_document"),
+        (json.dumps({"source": {"ts_ms": 1, "ord": 1}, "after": "{}"}), "unsupported_operation"),
+        (debezium_event(trade_doc("INFY", 1), op="m"), "unsupported_operation"),
+        (debezium_event({"price": 1, "quantity": 1}), "missing_symbol"),
+        (debezium_event(trade_doc("NOPE", 1)), "unknown_symbol"),
+        (debezium_event({"symbol": "INFY", "quantity": 1}), "missing_price"),
+        (debezium_event(trade_doc("INFY", -5)), "invalid_price"),
+        # The Java driver's strict JSON writes a double NaN bare.
+        (debezium_event('{"symbol": "INFY", "price": NaN, "quantity": 1}'), "invalid_price"),
+        (debezium_event(trade_doc("INFY", 10, quantity=1.5)), "invalid_quantity"),
+        (debezium_event(trade_doc("INFY", 10, side="hold")), "invalid_side"),
+        (debezium_event(trade_doc("INFY", 10, when="yesterday")), "invalid_trade_time"),
+        (debezium_event(trade_doc("INFY", 10, when=None, trade_time={"$date": 631152000000})), "absurd_trade_time"),
+        (debezium_event(trade_doc("INFY", 10, when=None, trade_time={"$date": (CLUSTER_SECONDS + 3600) * 1000})),
+         "absurd_trade_time"),
+    ],
+)
+def test_bad_debezium_input_is_rejected_with_its_reason(spark, message, reason):
+    [row] = parse(spark, [message])
+    assert row["reject_reason"] == reason
+
+
+def test_debezium_times_out_of_range_are_rejected_not_fatal(spark):
+    rows = parse(spark, [debezium_event(trade_doc("INFY", 10), ts_ms=9223372036854775),
+                         debezium_event(trade_doc("INFY", 10, when=None), ts_ms=-62135510400001)])
+    assert rows[0]["cluster_time"] is None and rows[0]["reject_reason"] is None
+    assert rows[1]["reject_reason"] == "invalid_trade_time"

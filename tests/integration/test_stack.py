@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -52,12 +53,30 @@ def test_connect_mode_without_the_connector_jar_says_how_to_fix_it(tmp_path):
 
 
 def test_connector_config_publishes_full_change_events_to_our_topic():
-    settings = Settings.from_env({"MONGO_URI": "mongodb://db:27017/?replicaSet=rs0", "TRADES_TOPIC": "trades.x"})
+    settings = Settings.from_env({"CDC_MODE": "connect", "MONGO_URI": "mongodb://db:27017/?replicaSet=rs0",
+                                  "TRADES_TOPIC": "trades.x"})
     name, config = connector_config(settings)
     assert name == "mongo-transaction-source"
     assert config["connection.uri"] == "mongodb://db:27017/?replicaSet=rs0"
     assert config["publish.full.document.only"] == "false"
     assert json.loads(config["topic.namespace.map"]) == {"stockmarket.transaction": "trades.x"}
+
+
+def test_debezium_config_captures_the_collection_into_our_topic_from_the_replica_set():
+    settings = Settings.from_env({"CDC_MODE": "debezium", "LOCAL_MONGO_PORT": "27999", "TRADES_TOPIC": "trades.x",
+                                  "MONGO_DATABASE": "market"})
+    name, config = connector_config(settings)
+    assert name == "debezium-transaction-source"
+    assert config["connector.class"] == "io.debezium.connector.mongodb.MongoDbConnector"
+    assert config["mongodb.connection.string"] == "mongodb://127.0.0.1:27999/?replicaSet=rs0"
+    assert (config["capture.scope"], config["capture.target"]) == ("collection", "market.transaction")
+    assert (config["capture.mode"], config["snapshot.mode"]) == ("change_streams_update_full", "no_data")
+    assert config["tombstones.on.delete"] == "false"  # a null value would be set aside as not_json
+    # Debezium names its topic <topic.prefix>.<db>.<collection>; the router renames that one to ours, nothing else.
+    route = re.compile(config["transforms.toTradesTopic.regex"])
+    assert route.fullmatch(f"{config['topic.prefix']}.market.transaction")
+    assert not route.fullmatch(f"__debezium-heartbeat.{config['topic.prefix']}")
+    assert config["transforms.toTradesTopic.replacement"] == "trades.x"
 
 
 def test_kafka_cluster_ids_never_look_like_an_option():

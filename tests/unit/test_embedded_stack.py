@@ -40,6 +40,7 @@ def test_any_address_counts_as_configured(tmp_path):
     # CONNECT_URL names a service only where one is used.
     assert configured_addresses(settings_of(tmp_path, CONNECT_URL="http://c:8083")) == []
     assert configured_addresses(settings_of(tmp_path, CDC_MODE="connect", CONNECT_URL="http://c:8083")) == ["CONNECT_URL"]
+    assert configured_addresses(settings_of(tmp_path, CDC_MODE="debezium", CONNECT_URL="http://c:8083")) == ["CONNECT_URL"]
 
 
 def test_the_plan_starts_only_with_nothing_configured_and_no_stranger_on_the_ports(tmp_path):

@@ -35,7 +35,7 @@ def test_service_env_round_trips():
     [
         ({"TRIGGER_INTERVAL_MS": "soon"}, "TRIGGER_INTERVAL_MS='soon' is not a whole number"),
         ({"LOCAL_KAFKA_PORT": "70000"}, "not a TCP port"),
-        ({"CDC_MODE": "debezium"}, "use 'relay' (default) or 'connect'"),
+        ({"CDC_MODE": "maxwell"}, "use 'relay' (default) or 'connect' or 'debezium'"),
         ({"MONGO_URI": "localhost:27017"}, "must start with mongodb://"),
         ({"DASHBOARD_REFRESH_MS": "10"}, "at least 200"),
     ],
@@ -44,6 +44,16 @@ def test_wrong_settings_say_what_is_wrong(env, words):
     with pytest.raises(SettingsError, match=None) as error:
         Settings.from_env(env)
     assert words in str(error.value)
+
+
+def test_debezium_mode_asks_the_stand_in_for_its_replica_set_and_the_others_do_not():
+    settings = Settings.from_env({"CDC_MODE": "Debezium", "LOCAL_MONGO_PORT": "27999"})
+    assert settings.cdc_mode == "debezium"
+    assert settings.debezium_mongo_uri == "mongodb://127.0.0.1:27999/?replicaSet=rs0"
+    assert settings.effective_mongo_uri == "mongodb://127.0.0.1:27999/?directConnection=true"
+    assert settings.service_env()["CONNECT_URL"] == settings.effective_connect_url
+    real = Settings.from_env({"CDC_MODE": "debezium", "MONGO_URI": "mongodb://db:27017/?replicaSet=prod"})
+    assert real.debezium_mongo_uri == "mongodb://db:27017/?replicaSet=prod"
 
 
 def test_every_variable_read_is_documented():

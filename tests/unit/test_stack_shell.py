@@ -49,8 +49,9 @@ def test_values_the_user_set_are_not_repeated():
     assert export_lines({}) == ""
 
 
-def test_the_embedded_connect_worker_is_printed_in_connect_mode():
-    requested = Settings.from_env({"CDC_MODE": "connect", "LOCAL_CONNECT_PORT": "18083", "SPARK_JARS": "/j.jar"})
+@pytest.mark.parametrize("mode", ["connect", "debezium"])
+def test_the_embedded_connect_worker_is_printed_in_connect_mode(mode: str):
+    requested = Settings.from_env({"CDC_MODE": mode, "LOCAL_CONNECT_PORT": "18083", "SPARK_JARS": "/j.jar"})
     assert provided_variables(requested, started(requested))["CONNECT_URL"] == "http://127.0.0.1:18083"
 
 

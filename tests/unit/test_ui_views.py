@@ -15,6 +15,7 @@ from pipeline.domain.stocks import Stock
 from pipeline.settings import Settings
 from simulator.scenarios import SCENARIOS, Figures, ScenarioRun, comparison, verdict
 from simulator.trades import Trade
+from stack.process import free_port
 from tests.oracle import aggregate
 from ui.format import LIVE, STALE, Breadth, breadth, candles_frame, change_colour, market_table, movers, plain, recent_trades
 from ui.health import check_cdc, kafka_lag
@@ -124,6 +125,13 @@ def test_relay_health_reads_its_heartbeat(tmp_path):
     status.write_text(json.dumps({"state": "running", "events": 1234, "heartbeat_at": time.time()}))
     assert check_cdc(settings).ok is True and "1,234" in check_cdc(settings).detail
     assert check_cdc(settings, now=time.time() + 60).ok is False
+
+
+def test_connector_health_in_debezium_mode_asks_the_connect_worker(tmp_path):
+    settings = Settings.from_env({"STOCKDASH_DATA_DIR": str(tmp_path), "CDC_MODE": "debezium",
+                                  "CONNECT_URL": f"http://127.0.0.1:{free_port()}"})
+    check = check_cdc(settings)
+    assert check.ok is False and "Debezium" in check.name and "CONNECT_URL" in check.detail
 
 
 def test_freshness_percentiles_over_a_window(monkeypatch):
