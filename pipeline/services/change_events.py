@@ -7,16 +7,22 @@ that does not (JSON can be several times its BSON size) is replaced by a small *
 the event's id, cluster time and document key and ``stockdashOversize: {bytes, limit}``: the pipeline sets
 it aside as ``event_too_large`` (counted, on the Pipeline page, in the dead-letter ledger), the resume
 token moves past it, and the document itself stays in MongoDB.
+
+The JSON is byte for byte what ``bson.json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS)`` writes;
+:func:`relaxed_json` writes it directly for the values change events of trades are made of (plain values,
+ObjectId, dates, timestamps) and hands any other value to ``json_util`` itself.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps' own string writer (C)
 from typing import Any
 
-from bson import json_util
+from bson import ObjectId, Timestamp, json_util
 from bson.json_util import RELAXED_JSON_OPTIONS
 
 MAX_KEY_BYTES = 256  # a key only picks the partition; a huge "symbol" must not make a huge key
@@ -30,9 +36,87 @@ def _symbol_key(event: Mapping[str, Any]) -> bytes | None:
     return symbol.encode()[:MAX_KEY_BYTES] if isinstance(symbol, str) and symbol else None
 
 
+_EPOCH = datetime(1970, 1, 1)
+_JSON = json.JSONEncoder()  # json.dumps' defaults, as json_util.dumps uses them: ", " and ": ", ASCII only
+
+
+class _Unusual(Exception):
+    """A mapping key that is not a string: json.dumps converts those, so json_util writes the event."""
+
+
+def _write(value: Any, out: Callable[[str], None]) -> None:
+    """Write ``value`` as json.dumps(json_util._json_convert(value)) would, in relaxed mode: the types change
+    events of trades are made of by exact type (Int64, a subclass of int, is not one of them), the rest through
+    json_util itself. JSON text composes, so a part written by either is the same text in place."""
+    kind = type(value)
+    if kind is str:
+        out(_quote(value))
+    elif kind is dict:
+        _write_object(value, out)
+    elif kind is int:
+        out(int.__repr__(value))
+    elif kind is float and math.isfinite(value):
+        out(float.__repr__(value))
+    elif kind is datetime and value.tzinfo is None and value >= _EPOCH:  # pymongo's dates: naive UTC
+        out(_date(value))
+    elif kind is ObjectId:
+        out(f'{{"$oid": "{value}"}}')
+    elif kind is Timestamp:
+        out(f'{{"$timestamp": {{"t": {value.time}, "i": {value.inc}}}}}')
+    elif value is None:
+        out("null")
+    elif kind is bool:
+        out("true" if value else "false")
+    elif kind is list and value:
+        separator = "["
+        for item in value:
+            out(separator)
+            _write(item, out)
+            separator = ", "
+        out("]")
+    else:
+        out(_JSON.encode(json_util._json_convert(value, RELAXED_JSON_OPTIONS)))  # noqa: SLF001 - the reference
+
+
+def _write_object(value: dict, out: Callable[[str], None]) -> None:
+    if not value:
+        out("{}")
+        return
+    separator = "{"
+    for name, item in value.items():
+        if type(name) is not str:
+            raise _Unusual
+        out(separator)
+        out(_quote(name))
+        out(": ")
+        _write(item, out)
+        separator = ", "
+    out("}")
+
+
+def _date(value: datetime) -> str:
+    millis = value.microsecond // 1000
+    fraction = f".{millis:03d}" if millis else ""
+    return (f'{{"$date": "{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:'
+            f'{value.second:02d}{fraction}Z"}}')
+
+
+def relaxed_json(event: Mapping[str, Any]) -> bytes:
+    """``event`` as relaxed Extended JSON: the same bytes as ``json_util.dumps`` with RELAXED_JSON_OPTIONS,
+    2.3x faster for a trade's change event (7 against 16 µs of CPU: ``python -m bench.relay``)."""
+    if type(event) is dict:
+        parts: list[str] = []
+        try:
+            _write(event, parts.append)
+            return "".join(parts).encode()
+        except _Unusual:
+            pass
+    return json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS).encode()
+
+
 def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
     """(key, value) of one change event: key = symbol (if any), value = relaxed Extended JSON."""
-    return _symbol_key(event), json_util.dumps(event, json_options=RELAXED_JSON_OPTIONS).encode()
+    return _symbol_key(event), relaxed_json(event)
 
 
 def oversize_stub(event: Mapping[str, Any], size: int, limit: int) -> bytes:

@@ -158,6 +158,31 @@ def test_the_relay_resyncs_loudly_from_a_lost_position(oplog_stack: LocalStack, 
     assert "UTC" in lost_lines[0].getMessage()  # says from when
 
 
+def test_an_idle_relays_position_follows_the_oplog_so_a_restart_loses_no_history(
+        oplog_stack: LocalStack, client: MongoClient, tmp_path: Path) -> None:
+    collection = own_collection(client)
+    settings = relay_settings(oplog_stack, collection, tmp_path)
+    tokens = ResumeTokenStore(relay_paths(settings)[0])
+    with RunningRelay(settings) as relay:
+        collection.insert_one({"marker": "before-idle"})
+        first = wait_until(lambda: tokens.load()[0], timeout=30, what="the relay storing a resume token")
+        # Its own collection stays idle while others write far more than the oplog keeps.
+        own_collection(client).insert_many([{"n": n} for n in range(OPLOG_ENTRIES * 3)])
+        wait_until(lambda: history_lost(collection, first), timeout=30, what="the oplog trimmed past the first token")
+        wait_until(lambda: _position_kept(collection, tokens.load()[0]), timeout=30,
+                   what="the idle relay's stored position following the oplog")
+    with RunningRelay(settings) as restarted:
+        collection.insert_one({"marker": "after-restart"})
+        wait_until(lambda: {"marker": "after-restart"}.items() <= _last(documents_on_topic(settings)).items(),
+                   timeout=30, what="an event written after the restart on the topic")
+        assert restarted.status.values["history_lost"] == 0, restarted.status.values
+
+
+def _position_kept(collection: Collection, token: Mapping[str, Any] | None) -> bool:
+    """The stream can resume from ``token`` (its position was not trimmed away)."""
+    return token is not None and not history_lost(collection, token)
+
+
 def _last(documents: list[dict]) -> dict:
     return documents[-1] if documents else {}
 
