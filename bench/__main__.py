@@ -10,8 +10,10 @@ Phases, each followed by a drain (every trade visible):
 4. the original design (consumer -> one JSON file per message -> Spark file source) at the
    comparison rate, with its one-minute trigger, then with our trigger;
 5. insert → pixel: the app served as ``make run`` serves it, on a stack of its own, watched in Chromium,
-   idle and at 1,000 trades/s, with the CPU of every process (``bench/pixel.py``).
-Prints tables; writes ``bench/results/latest.json`` and ``latest.png`` (1-4), ``pixel.json`` (5).
+   idle and at 1,000 trades/s, with the CPU of every process (``bench/pixel.py``);
+6. the CDC paths, our relay and Debezium's connector, each on a default stack of its own: insert → Kafka,
+   insert → state, CPU and memory up to 10,000 trades/s held 60 s, exactness (``bench/cdc.py``).
+Prints tables; writes ``bench/results/latest.json`` and ``latest.png`` (1-4), ``pixel.json`` (5), ``cdc.json`` (6).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from decimal import Decimal
 
 import psutil
 
-from bench import pixel
+from bench import cdc, pixel
 from bench.baseline import start_file_query
 from bench.common import bench_settings, machine
 from bench.load import PacedLoad
@@ -243,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
                         default=[2000, 5000, 10000, 15000, 20000], help="rates of the throughput steps")
     parser.add_argument("--skip-baseline", action="store_true", help="only our pipeline (for tuning runs)")
     parser.add_argument("--skip-pixel", action="store_true", help="leave out phase 5, insert → pixel")
+    parser.add_argument("--skip-cdc", action="store_true", help="leave out phase 6, the CDC paths")
     parser.add_argument("--pixel-only", action="store_true",
                         help="phase 5 alone (`python -m bench.pixel`, with its options, runs it too)")
     return parser
@@ -254,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         _pipeline_bench(args)
     if not args.skip_pixel:
         pixel.run(pixel.parser().parse_args([]))
+    if not (args.skip_cdc or args.pixel_only):
+        cdc.main([])
     return 0
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from pymongo import MongoClient
 from pymongo.collection import Collection
@@ -43,15 +43,18 @@ class LoadRun:
 
 
 class PacedLoad:
-    """``on_insert(symbol, inserted_so_far, returned_at, n)`` is called after each insert, per symbol."""
+    """``on_insert(symbol, inserted_so_far, returned_at, n)`` is called after each insert, per symbol. With
+    ``distinct_times`` no two trades of a symbol share a trade time (each a millisecond after the symbol's
+    previous one at least), so the latest trade, and NAV, are unambiguous whatever breaks ties."""
 
     def __init__(self, transactions: Collection, start_prices: dict[str, float],
-                 on_insert: Callable[[str, int, float, int], None], seed: int = 1) -> None:
+                 on_insert: Callable[[str, int, float, int], None], seed: int = 1, distinct_times: bool = False) -> None:
         self.transactions = transactions
         self.walk = RandomWalk(start_prices, volatility_pct=0.2, seed=seed)
         self.symbols: Sequence[str] = sorted(start_prices)
         self.on_insert = on_insert
         self.sent: dict[str, int] = dict.fromkeys(self.symbols, 0)
+        self.latest: dict[str, datetime] | None = {} if distinct_times else None
 
     def documents(self, count: int, trade_time: datetime) -> list[dict]:
         """``count`` trades of the random walk as documents (prices rounded to paise, as ``Trade`` has them)."""
@@ -61,8 +64,16 @@ class PacedLoad:
             price = max(0.05, prices[symbol] * (1 + random.gauss(0, volatility)))
             prices[symbol] = price
             documents.append({"symbol": symbol, "side": random.choice(SIDES), "price": round(price, 2),
-                              "quantity": random.choice(QUANTITIES), "trade_time": trade_time})
+                              "quantity": random.choice(QUANTITIES), "trade_time": self._time(symbol, trade_time)})
         return documents
+
+    def _time(self, symbol: str, now: datetime) -> datetime:
+        if self.latest is None:
+            return now
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what BSON keeps of it
+        previous = self.latest.get(symbol)
+        when = self.latest[symbol] = now if previous is None or previous < now else previous + timedelta(milliseconds=1)
+        return when
 
     def run(self, rate_per_s: int, duration_s: float, stop: threading.Event | None = None) -> LoadRun:
         """Insert for ``duration_s`` at ``rate_per_s`` (behind schedule: larger batches, not a slower clock)."""

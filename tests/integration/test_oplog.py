@@ -163,7 +163,7 @@ def test_an_idle_relays_position_follows_the_oplog_so_a_restart_loses_no_history
     collection = own_collection(client)
     settings = relay_settings(oplog_stack, collection, tmp_path)
     tokens = ResumeTokenStore(relay_paths(settings)[0])
-    with RunningRelay(settings) as relay:
+    with RunningRelay(settings):
         collection.insert_one({"marker": "before-idle"})
         first = wait_until(lambda: tokens.load()[0], timeout=30, what="the relay storing a resume token")
         # Its own collection stays idle while others write far more than the oplog keeps.
