@@ -15,7 +15,9 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.services.paths import relay_paths
 from pipeline.services.relay import ChangeRelay
+from pipeline.services.resume_tokens import ResumeTokenStore
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.sinks import mongo, topics
 from pipeline.sinks.mongo import seed_stocks
@@ -201,3 +203,11 @@ class RunningRelay:
         self.relay.stop.set()
         self.thread.join(timeout=self.relay.delivery_timeout_s + 60)
         assert not self.thread.is_alive(), "the relay did not stop"
+
+
+def relay_started(settings: Settings, timeout: float = 60) -> None:
+    """Wait until a relay started on a fresh pipeline has fixed where its change stream starts: a change made
+    before then is not its to relay (it starts at the server's operation time, as on a replica set)."""
+    token_path, _ = relay_paths(settings)
+    wait_until(lambda: ResumeTokenStore(token_path).load() != (None, None), timeout=timeout,
+               what="the relay's start position stored")

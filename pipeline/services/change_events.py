@@ -124,7 +124,7 @@ def oversize_stub(event: Mapping[str, Any], size: int, limit: int) -> bytes:
     stub = {name: event[name] for name in _STUB_FIELDS if name in event}
     document = event.get("fullDocument")
     if isinstance(document, Mapping) and "_id" in document:
-        stub["documentKey"] = {"_id": document["_id"]}  # the stand-in's own documentKey may be wrong
+        stub["documentKey"] = {"_id": document["_id"]}  # what a replica set's documentKey holds (sharded: + shard key)
     stub["stockdashOversize"] = {"bytes": size, "limit": limit}
     value = json_util.dumps(stub, json_options=RELAXED_JSON_OPTIONS).encode()
     if len(value) > limit:  # only a monstrous _id could do this: keep what identifies the event

@@ -186,7 +186,7 @@ class ChangeRelay:
         token, start_at = self.tokens.load()
         with mongo.client(self.settings) as client:
             now = mongo.initial_operation_time(client)
-            try:  # the newest oplog entry: surely still kept (the stand-in's "now" is the wall clock, less 2 s)
+            try:  # the newest oplog entry: surely still kept (a server's "now" may be our wall-clock fallback)
                 newest = client.local["oplog.rs"].find_one(sort=[("$natural", -1)], projection={"ts": True})
                 now = max(now, newest["ts"]) if newest else now
             except PyMongoError:

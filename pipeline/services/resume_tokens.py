@@ -42,7 +42,7 @@ def describe_position(token: Mapping[str, Any] | None, start_at: Timestamp | Non
     """A stored position as a time when it can be read as one (a start time, or a token's cluster time)."""
     if token is not None:
         data = str(token.get("_data", ""))
-        # a replica set's token is a KeyString starting 0x82 + the seconds; the stand-in's is the timestamp itself
+        # a replica set's (and the stand-in's) token is a KeyString 0x82 + the seconds; an earlier stand-in's the bare timestamp
         hex_seconds = data[2:10] if data.startswith("82") else data[:8] if len(data) == 16 else ""
         try:
             start_at = Timestamp(int(hex_seconds, 16), 0)

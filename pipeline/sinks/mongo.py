@@ -1,9 +1,9 @@
 """MongoDB access shared by the relay, the simulator and the app.
 
-The embedded stand-in (mongo-java-server) lacks some replica-set features; the rules in
-``../shared/notes/mongo-stand-in.md`` are followed here so the same code runs on a real replica
-set. The one stand-in workaround — never open a change stream without a known start position —
-lives in :func:`open_change_stream`.
+The same code runs on a real replica set and on the embedded stand-in, which answers as a one-member
+replica set (``stack/mongo``; what it does and does not do: ``../shared/notes/mongo-stand-in.md``). A
+change stream always starts from a known position, a stored resume token or start time
+(:func:`open_change_stream`): the relay's delivery guarantee rests on it.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def check_reachable(settings: Settings, mongo: MongoClient) -> None:
 def initial_operation_time(mongo: MongoClient) -> Timestamp:
     """The server's "now", to start a change stream from when no resume token is stored yet.
 
-    A replica set reports it as ``operationTime`` of any command; the stand-in does not, and there
-    the wall clock (a little earlier, to be safe: duplicates are dropped downstream) is used.
+    A replica set (and the stand-in) reports it as ``operationTime`` of any command; a server that does
+    not gets the wall clock, a little earlier to be safe (duplicates are dropped downstream).
     """
     try:
         with mongo.start_session(causal_consistency=False) as session:
@@ -81,7 +81,7 @@ def initial_operation_time(mongo: MongoClient) -> Timestamp:
             if session.operation_time is not None:
                 return session.operation_time
     except PyMongoError:
-        pass  # the stand-in has no sessions
+        pass  # a server without sessions
     return Timestamp(int(time.time()) - 2, 0)
 
 
@@ -91,11 +91,7 @@ def open_change_stream(
     start_at: Timestamp | None = None,
     batch_size: int = 1000,
 ) -> CollectionChangeStream:
-    """A change stream on one collection from a known position, with the full document of updates.
-
-    Update events' ``documentKey`` is unreliable on the stand-in: consumers take the id from
-    ``fullDocument._id``.
-    """
+    """A change stream on one collection from a known position, with the full document of updates."""
     options: dict[str, Any] = {"full_document": "updateLookup", "batch_size": batch_size}
     if resume_token is not None:
         options["resume_after"] = resume_token

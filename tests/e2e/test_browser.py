@@ -22,7 +22,7 @@ from pipeline.sinks import mongo
 from pipeline.waits import wait_until
 from simulator.trades import RandomWalk, insert_many
 from stack.process import free_port
-from tests.children import isolated, start, stop
+from tests.children import isolated, relay_started, start, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -48,6 +48,7 @@ def app_url(app_settings: Settings) -> Iterator[str]:
     port = free_port()
     logs = app_settings.data_dir
     relay = start(["pipeline.services.relay"], env, logs / "relay.log")
+    relay_started(app_settings)
     archive = start(["pipeline.services.archive", "run"], env, logs / "archive.log")
     app = start(["streamlit", "run", "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
                  "--server.port", str(port)], env, logs / "streamlit.log")

@@ -18,7 +18,7 @@ from pipeline.waits import wait_until
 from stack.jvm import spark_jars
 from stack.proc import pid_alive
 from stack.spark_cluster import SparkStandalone
-from tests.children import group_members, isolated, running, spawn, start
+from tests.children import group_members, isolated, relay_started, running, spawn, start
 from tests.oracle import assert_figures_match, trade_documents
 from ui import runtime as ui_runtime
 
@@ -39,6 +39,7 @@ def test_job_on_a_standalone_cluster_feeds_an_app_in_reading_mode(stack: Setting
         # Leaving the block stops the job's whole process group: spark-submit's JVM and the job's Python.
         with running(start(["pipeline.services.relay"], env, tmp_path / "relay.log")), \
                 running(spawn(submit, env, tmp_path / "job.log")) as job:
+            relay_started(settings)
             check_reading_app(settings, tmp_path)
             # spark-submit's JVM runs the job's Python as a child of its own: the one a stop of the JVM alone left.
             drivers = [member.pid for member in group_members(job.pid) if member.cmdline[:1] == (sys.executable,)]

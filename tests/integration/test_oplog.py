@@ -31,7 +31,7 @@ from pipeline.sinks import mongo
 from pipeline.waits import wait_until
 from stack.local import LocalStack
 from stack.process import free_port, free_port_pair
-from tests.children import RunningRelay
+from tests.children import RunningRelay, relay_started
 
 pytestmark = [pytest.mark.integration]
 OPLOG_ENTRIES = 200  # the stand-in trims to this about once a second
@@ -164,6 +164,7 @@ def test_an_idle_relays_position_follows_the_oplog_so_a_restart_loses_no_history
     settings = relay_settings(oplog_stack, collection, tmp_path)
     tokens = ResumeTokenStore(relay_paths(settings)[0])
     with RunningRelay(settings):
+        relay_started(settings)
         collection.insert_one({"marker": "before-idle"})
         first = wait_until(lambda: tokens.load()[0], timeout=30, what="the relay storing a resume token")
         # Its own collection stays idle while others write far more than the oplog keeps.
@@ -172,6 +173,7 @@ def test_an_idle_relays_position_follows_the_oplog_so_a_restart_loses_no_history
         wait_until(lambda: _position_kept(collection, tokens.load()[0]), timeout=30,
                    what="the idle relay's stored position following the oplog")
     with RunningRelay(settings) as restarted:
+        relay_started(settings)
         collection.insert_one({"marker": "after-restart"})
         wait_until(lambda: {"marker": "after-restart"}.items() <= _last(documents_on_topic(settings)).items(),
                    timeout=30, what="an event written after the restart on the topic")

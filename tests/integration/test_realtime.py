@@ -19,7 +19,7 @@ from pipeline.sinks.live_feed import ReaderWithLiveTicks
 from pipeline.sinks.reader import AggregateReader
 from pipeline.spark.realtime import checkpoint_dir
 from pipeline.waits import wait_until
-from tests.children import isolated, start, stop
+from tests.children import isolated, relay_started, start, stop
 from tests.oracle import assert_figures_match, trade_documents
 from ui import runtime as ui_runtime
 
@@ -44,6 +44,7 @@ def test_the_default_mode_gives_exact_figures_through_a_replay_and_a_kill_9(stac
     settings = isolated(stack, tmp_path, "realtime").with_changes(stream_mode="realtime", realtime_checkpoint_s=5)
     env = settings.service_env()
     relay = start(["pipeline.services.relay"], env, tmp_path / "relay.log")
+    relay_started(settings)
     job = start(["pipeline", "job"], env, tmp_path / "job.log")
     client = mongo.client(settings)
     state = MarketState()
@@ -116,6 +117,7 @@ def test_live_ticks_keep_coming_longer_into_a_real_time_batch_than_the_clock_ske
     settings = isolated(stack, tmp_path, "skew").with_changes(max_clock_skew_s=2, realtime_checkpoint_s=300)
     env = settings.service_env()
     relay = start(["pipeline.services.relay"], env, tmp_path / "relay.log")
+    relay_started(settings)
     job = start(["pipeline", "job"], env, tmp_path / "job.log")
     client = mongo.client(settings)
     state = MarketState()

@@ -23,7 +23,7 @@ from pipeline.sinks.topics import TRADES_MAX_MESSAGE_BYTES
 from pipeline.waits import wait_until
 from stack.local import LocalStack
 from stack.process import free_port, free_port_pair
-from tests.children import RunningRelay, isolated
+from tests.children import RunningRelay, isolated, relay_started
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
 DELIVERY_TIMEOUT_S = 5.0
@@ -75,20 +75,11 @@ def wait_for_distinct(settings: Settings, count: int, timeout: float = 120) -> l
     return events_on_topic(settings)
 
 
-def start_position_stored(settings: Settings) -> None:
-    """Wait until a relay started on a fresh pipeline has fixed where its change stream starts: a change made
-    before then is not its to relay. (The stand-in's start used to be the wall clock less 2 s, which hid this
-    race; now it is the server's operation time, as on a replica set.)"""
-    token_path, _ = relay_paths(settings)
-    wait_until(lambda: ResumeTokenStore(token_path).load() != (None, None), timeout=30,
-               what="the relay's start position stored")
-
-
 def test_kafka_down_past_the_delivery_timeout_loses_nothing(relay_stack: LocalStack, tmp_path: Path):
     settings = own_pipeline(relay_stack, tmp_path)
     transactions = mongo.client(settings)[settings.database]["transaction"]
     with RunningRelay(settings, DELIVERY_TIMEOUT_S) as relay:
-        start_position_stored(settings)
+        relay_started(settings)
         transactions.insert_many([trade(n) for n in range(50)])
         wait_for_distinct(settings, 50)
         relay_stack.services["kafka"].stop()
@@ -111,7 +102,7 @@ def test_an_event_over_the_brokers_limit_is_set_aside_and_the_stream_goes_on(rel
     # As if the topic's limit could not be read (no right to describe it): the relay learns it from the refusal.
     drill.relay.limit = TRADES_MAX_MESSAGE_BYTES
     with drill as relay:
-        start_position_stored(settings)
+        relay_started(settings)
         transactions.insert_many([trade(n) for n in range(20)])
         transactions.insert_one(trade(20, blob="x" * 3_000_000))
         transactions.insert_many([trade(n) for n in range(21, 40)])
@@ -131,7 +122,7 @@ def test_the_resume_token_is_stored_only_for_what_kafka_acknowledged(stack: Sett
     transactions = mongo.client(settings)[settings.database]["transaction"]
     unreachable = settings.with_changes(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     with RunningRelay(unreachable, DELIVERY_TIMEOUT_S) as relay:
-        start_position_stored(unreachable)
+        relay_started(unreachable)
         transactions.insert_many([trade(n) for n in range(10)])
         wait_until(lambda: relay.status.values["state"] == "retrying", timeout=DELIVERY_TIMEOUT_S + 60,
                    what="the relay failing to deliver", describe=lambda: repr(relay.status.values))
