@@ -60,6 +60,27 @@ def test_updates_are_ticks_and_deletes_change_nothing(market_job, transactions, 
     assert market_job.state.snapshot().stocks[fresh_symbol].trades == 2
 
 
+def test_find_and_modify_writes_reach_the_dashboard(market_job, transactions, fresh_symbol):
+    """A user's findOneAndUpdate (mongosh) or find_one_and_* (pymongo) is a tick or a delete like the plain write."""
+    transactions.insert_one({"symbol": fresh_symbol, "price": 50, "quantity": 2, "trade_time": T0})
+    wait_for_trades(market_job, fresh_symbol, 1)
+    transactions.find_one_and_update({"symbol": fresh_symbol},
+                                     {"$set": {"price": 55, "trade_time": T0 + timedelta(seconds=5)}})
+    assert wait_for_trades(market_job, fresh_symbol, 2).nav == Decimal("55")
+    transactions.find_one_and_replace({"symbol": fresh_symbol}, {"symbol": fresh_symbol, "price": 45, "quantity": 1,
+                                                                 "trade_time": T0 + timedelta(seconds=10)})
+    agg = wait_for_trades(market_job, fresh_symbol, 3)
+    assert (agg.nav, agg.low, agg.high) == (Decimal("45"), Decimal("45"), Decimal("55"))
+    transactions.find_one_and_update({"symbol": fresh_symbol, "upserted": True},
+                                     {"$set": {"price": 60, "quantity": 1, "trade_time": T0 + timedelta(seconds=15)}},
+                                     upsert=True)
+    assert wait_for_trades(market_job, fresh_symbol, 4).nav == Decimal("60")
+    deletes_before = market_job.state.snapshot().deletes
+    transactions.find_one_and_delete({"symbol": fresh_symbol, "upserted": True})
+    wait_until(lambda: market_job.state.snapshot().deletes > deletes_before, timeout=60, what="delete counted")
+    assert market_job.state.snapshot().stocks[fresh_symbol].trades == 4
+
+
 def test_bad_documents_are_counted_and_the_stream_goes_on(market_job, transactions, fresh_symbol):
     before = dict(market_job.state.snapshot().rejected_by_reason)
     transactions.insert_many([
