@@ -24,8 +24,8 @@ test:
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-## bench: freshness and throughput against the original design's pipeline, then insert -> pixel in
-## Chromium (about 16 minutes)
+## bench: freshness and throughput against the original design's pipeline, insert -> pixel in Chromium, then the
+## two CDC paths, relay and Debezium (about 27 minutes)
 bench:
 	@scripts/bootstrap.sh --dev --browser
 	$(PY) -m bench

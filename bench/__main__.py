@@ -101,8 +101,8 @@ class Bench:
         self.resources = ResourceSampler({
             "MongoDB stand-in": self.stack.services["mongo"].pid(), "Kafka": self.stack.services["kafka"].pid(),
             "CDC relay": self.stack.services["cdc-relay"].pid(), "bench + Spark driver (Python)": os.getpid()})
-        for child in psutil.Process().children(recursive=True):
-            if "java" in child.name():
+        for child in psutil.Process().children(recursive=True):  # the stack's JVMs are children too
+            if "java" in child.name() and "org.apache.spark" in " ".join(child.cmdline()):
                 self.resources.add("Spark (JVM)", child.pid)
 
         # 1-3: ours

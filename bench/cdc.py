@@ -2,8 +2,9 @@
 of its own (the stand-in on disk, as ``make run`` starts it): our relay (``CDC_MODE=relay``, the default) and
 Debezium's MongoDB connector on Kafka Connect (``CDC_MODE=debezium``).
 
-Per path: a paced load at each of ``--rates`` (the last one held ``--hold`` s: the sustained-throughput test),
-the micro-batch query in this process feeding a MarketState, and per phase
+Per path: a warm-up (200 trades/s for 10 s, not reported), then a paced load at each of ``--rates`` (the last
+one held ``--hold`` s: the sustained-throughput test), the micro-batch query in this process feeding a
+MarketState, and per phase
 - insert -> Kafka: the broker's append time (the trades topic is switched to LogAppendTime) less the trade's
   ``trade_time`` (read by the load just before its ``insert_many``), every 10th message;
 - insert -> state: when the trade is counted in the MarketState (``bench.probe``);
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import threading
@@ -27,6 +29,7 @@ from dataclasses import asdict
 from decimal import Decimal
 
 import numpy as np
+import psutil
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType
 
@@ -117,12 +120,17 @@ def run_path(cdc_mode: str, args: argparse.Namespace) -> dict:
     arrival = KafkaArrival(settings)
     resources = ResourceSampler({"MongoDB stand-in": local.services["mongo"].pid(),
                                  "Kafka": local.services["kafka"].pid(),
-                                 f"CDC ({cdc_mode})": local.services[CDC_SERVICE[cdc_mode]].pid()})
+                                 f"CDC ({cdc_mode})": local.services[CDC_SERVICE[cdc_mode]].pid(),
+                                 "bench: load + probes + Spark driver (Python)": os.getpid()})
+    for child in psutil.Process().children(recursive=True):  # the stack's JVMs are children too: Spark's by name
+        if "java" in child.name() and "org.apache.spark" in " ".join(child.cmdline()):
+            resources.add("Spark (JVM)", child.pid)
     client = mongo.client(settings)
     try:
         probe = FreshnessProbe(state)
         load = PacedLoad(client[settings.database]["transaction"], {s.symbol: s.reference_price for s in NSE_STOCKS},
                          probe.expect, distinct_times=True)
+        _phase(cdc_mode, 200, 10, load, probe, arrival, resources)  # warm-up: Spark's first batches, not reported
         phases = []
         for rate in args.rates:
             duration = args.hold if rate == args.rates[-1] else args.duration
@@ -182,17 +190,18 @@ def exactness(db, state: MarketState) -> dict:
 
 def print_table(results: list[dict]) -> None:
     print(f"\n{'CDC path @ rate':<24} {'achieved':>9} {'->Kafka p50':>11} {'p99':>7} {'->state p50':>11} {'p99':>7} "
-          f"{'CDC CPU':>8} {'CDC RSS':>8} {'stand-in':>8} {'Kafka':>6}")
+          f"{'CDC CPU':>8} {'CDC RSS':>8} {'stand-in':>8} {'Kafka':>6} {'Spark':>6}")
     for result in results:
         for phase in result["phases"]:
             cpu = phase["resources"]
             cdc: dict[str, float] = next((v for k, v in cpu.items() if k.startswith("CDC")), {})
             mongo_cpu = cpu.get("MongoDB stand-in", {}).get("cpu_pct", 0)
             kafka_cpu = cpu.get("Kafka", {}).get("cpu_pct", 0)
+            spark_cpu = cpu.get("Spark (JVM)", {}).get("cpu_pct", 0)
             kafka, state = phase["kafka"], phase["state"]
             print(f"{phase['phase']:<24} {phase['achieved_per_s']:>9,} {_ms(kafka['p50_ms']):>11} {_ms(kafka['p99_ms']):>7} "
                   f"{_s(state['p50_s']):>11} {_s(state['p99_s']):>7} {cdc.get('cpu_pct', 0):>7.0f}% "
-                  f"{cdc.get('rss_mib', 0):>5.0f} MiB {mongo_cpu:>7.0f}% {kafka_cpu:>5.0f}%")
+                  f"{cdc.get('rss_mib', 0):>5.0f} MiB {mongo_cpu:>7.0f}% {kafka_cpu:>5.0f}% {spark_cpu:>5.0f}%")
         print(f"{'  exact against $group':<24} {result['exact']}")
 
 
