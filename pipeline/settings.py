@@ -179,7 +179,8 @@ class Settings:
     # Derived addresses: what every component connects to.
     @property
     def effective_mongo_uri(self) -> str:
-        # The stand-in has no replica-set name, so its URI must not ask for one.
+        # A direct connection: no replica-set discovery for our own clients. The stand-in now answers as the one
+        # member of rs0 too (see debezium_mongo_uri), but a direct connection needs nothing of that.
         return self.mongo_uri or f"mongodb://127.0.0.1:{self.local_mongo_port}/?directConnection=true"
 
     @property
