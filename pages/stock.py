@@ -75,7 +75,7 @@ def candle_chart(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
     zoom = zoom_of(st.session_state.get(key))
     chart = runtime.view(f"candles/{symbol}/{interval}", (snapshot.version, zoom), lambda: candlestick(
         candles, float(band.low), float(band.high), interval, zoom))
-    st.altair_chart(chart, width="stretch", key=key, on_select="rerun", selection_mode=[ZOOM])
+    st.vega_lite_chart(spec=chart, width="stretch", key=key, on_select="rerun", selection_mode=[ZOOM])
     st.caption("Orange dashes: VWAP since the first candle shown · shaded band: the day's low to high · "
                "a revised candle received a trade after it had closed · "
                + ("zoomed: double-click the chart to see the whole day" if zoom else "wheel or drag to zoom"))

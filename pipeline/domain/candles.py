@@ -7,9 +7,11 @@ written to the late ledger).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from pipeline.domain.metrics import StockAggregate, merge
+from pipeline.domain.metrics import StockAggregate, aggregate_of_run, merge
 
 CANDLE_INTERVALS_S = (60, 300)  # 1-minute and 5-minute candles; the second is a multiple of the first
 CANDLE_HISTORY_S = 12 * 3600  # candles loaded at start, and kept, per symbol and interval
@@ -46,6 +48,18 @@ class Candle:
 def candles_of_minute(symbol: str, minute_start_s: int, metrics: StockAggregate) -> list[Candle]:
     """The candles of every interval that one 1-minute summary belongs to."""
     return [Candle(symbol, interval, minute_start_s // interval * interval, metrics) for interval in CANDLE_INTERVALS_S]
+
+
+def candles_of_ticks(ticks: Sequence[Any], minute_of: Callable[[Any], int]) -> list[Candle]:
+    """The candles of every interval holding these ticks of one symbol (``minute_of``: a tick's minute
+    start, epoch s): what merging each tick's :func:`candles_of_minute` gives, one aggregate per candle."""
+    groups: dict[tuple[int, int], list[Any]] = {}
+    for tick in ticks:
+        minute = minute_of(tick)
+        for interval in CANDLE_INTERVALS_S:
+            groups.setdefault((interval, minute // interval * interval), []).append(tick)
+    return [Candle(group[0].symbol, interval, start, aggregate_of_run(group))
+            for (interval, start), group in groups.items()]
 
 
 def merge_candle(old: Candle | None, new: Candle, latest_before_us: int | None) -> Candle:

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle, candles_of_minute, merge_candle
+from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle, candles_of_ticks, merge_candle
 from pipeline.domain.days import session_of
-from pipeline.domain.metrics import StockAggregate, merge, of_tick
+from pipeline.domain.metrics import StockAggregate, aggregate_of_run, merge
 from pipeline.domain.snapshot import Tick
 
 
@@ -47,20 +47,63 @@ SEEN_KEPT = 100_000
 DEFAULT_LATENESS_S = 120  # CANDLE_LATENESS_S's default; the feed sets the configured one
 
 
+NO_CUT_US = -(2 ** 63)  # no late rule yet (no record, no session): every tick goes into the candles
+
+
 def _micros(tick: Tick) -> int:
     return int(tick.trade_time.timestamp() * 1_000_000)
 
 
+def _minute(tick: Tick) -> int:
+    return _micros(tick) // 60_000_000 * 60
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Live ticks of one symbol and partition that came together, folded once: their aggregate, and the
+    candles of those on time by ``cut_us`` (a tick before it is late by the record's rules)."""
+
+    partition: int
+    ticks: tuple[LiveTick, ...]  # by offset
+    aggregate: StockAggregate
+    candles: tuple[Candle, ...]
+    cut_us: int
+    first_us: int  # the earliest and latest trade times of its ticks
+    last_us: int
+
+    @classmethod
+    def of(cls, partition: int, ticks: list[LiveTick], cut_us: int) -> _Run:
+        ticks.sort(key=lambda live: live.offset)
+        trades = [live.tick for live in ticks]
+        micros = [_micros(trade) for trade in trades]
+        on_time = [trade for trade, us in zip(trades, micros, strict=True) if us >= cut_us]
+        return cls(partition, tuple(ticks), aggregate_of_run(trades), tuple(candles_of_ticks(on_time, _minute)),
+                   cut_us, min(micros), max(micros))
+
+    def places(self) -> Iterable[tuple[int, int]]:
+        return ((self.partition, live.offset) for live in self.ticks)
+
+    def moved_by(self, cut_us: int) -> bool:
+        """Whether a new cut puts one of its ticks on the other side (then its candles are folded again)."""
+        low, high = sorted((self.cut_us, cut_us))
+        return low != high and self.last_us >= low and self.first_us < high
+
+
 class LiveTicks:
-    """Per symbol, the pending live ticks, their aggregate and their candles."""
+    """Per symbol, the pending live ticks in runs (each folded once when it came), their aggregate and candles.
+
+    A thousand ticks a second come in a few polls: each poll's ticks of a symbol are one run, and what a
+    snapshot reads (the symbol's aggregate and candles) is the merge of its few runs. When the record
+    applies a batch, runs it holds entirely are dropped and only a run it holds in part is folded again."""
 
     def __init__(self, lateness_s: int = DEFAULT_LATENESS_S) -> None:
         self.lateness_us = lateness_s * 1_000_000
-        self.session_start_us: int | None = None  # the record's trading day: earlier trades are late
+        self.session_start_us: int | None = None  # ticks before the trading day's start stay out of candles
         self.applied: dict[str, dict[int, int]] = {}  # symbol -> partition -> the greatest offset its record holds
         self.first: dict[str, tuple[int, int]] = {}  # symbol -> (partition, offset) of its first live tick
-        self.pending: dict[str, dict[int, LiveTick]] = {}  # symbol -> offset -> tick
-        self.aggregates: dict[str, StockAggregate] = {}
+        self.runs: dict[str, list[_Run]] = {}
+        self.places: dict[str, set[tuple[int, int]]] = {}  # symbol -> (partition, offset) of its pending ticks
+        self.aggregates: dict[str, StockAggregate] = {}  # symbol -> the merge of its runs
         self.candles: dict[str, dict[tuple[str, int, int], Candle]] = {}
         self.seen: OrderedDict[str, None] = OrderedDict()
 
@@ -68,77 +111,96 @@ class LiveTicks:
         """Take the ticks the record has not applied; returns those new here (a restarted real-time query
         passes some on again)."""
         added = []
+        fresh: dict[tuple[str, int], list[LiveTick]] = {}
         for live in ticks:
-            symbol = live.tick.symbol
-            self.first.setdefault(symbol, (live.partition, live.offset))
-            pending = self.pending.setdefault(symbol, {})
-            if live.offset <= self._applied(symbol, live.partition) or live.offset in pending \
+            symbol, place = live.tick.symbol, (live.partition, live.offset)
+            self.first.setdefault(symbol, place)
+            places = self.places.setdefault(symbol, set())
+            if live.offset <= self._applied(symbol, live.partition) or place in places \
                     or live.tick.event_id in self.seen:
                 continue
-            if len(pending) >= PENDING_KEPT:  # the record is not applying: stop holding; it will catch up
+            if len(places) >= PENDING_KEPT:  # the record is not applying: stop holding; it will catch up
                 self._forget(symbol)
+                fresh = {key: run for key, run in fresh.items() if key[0] != symbol}
                 continue
-            pending[live.offset] = live
+            places.add(place)
             self.seen[live.tick.event_id] = None
             if len(self.seen) > SEEN_KEPT:
                 self.seen.popitem(last=False)
-            self._fold(live.tick, recorded_latest_us.get(symbol))
+            fresh.setdefault((symbol, live.partition), []).append(live)
             added.append(live.tick)
+        for (symbol, partition), ticks_of_run in fresh.items():
+            run = _Run.of(partition, ticks_of_run, self._cut(symbol, recorded_latest_us))
+            self.runs.setdefault(symbol, []).append(run)
+            self._merge_in(symbol, run)
         return added
 
     def confirm(self, applied: Mapping[str, Mapping[int, int]], recorded_latest_us: Mapping[str, int]) -> None:
         """The records of these symbols now hold their trades up to these offsets: drop those live ticks,
-        and refold the rest (their late rule moved with the record)."""
+        and fold again the runs whose late rule moved with the record."""
         for symbol, offsets in applied.items():
             held = self.applied.setdefault(symbol, {})
             for partition, offset in offsets.items():
                 held[partition] = max(offset, held.get(partition, -1))
-        for symbol in applied.keys() & self.pending.keys():
-            pending = self.pending[symbol]
-            kept = {o: live for o, live in pending.items() if o > self._applied(symbol, live.partition)}
-            self.pending[symbol] = kept
-            self.aggregates.pop(symbol, None)
-            self.candles.pop(symbol, None)
-            for live in sorted(kept.values(), key=lambda live: live.offset):
-                self._fold(live.tick, recorded_latest_us.get(symbol))
+        for symbol in applied.keys() & self.runs.keys():
+            cut, runs = self._cut(symbol, recorded_latest_us), []
+            for run in self.runs[symbol]:
+                done = self._applied(symbol, run.partition)
+                kept = [live for live in run.ticks if live.offset > done]
+                if len(kept) < len(run.ticks):
+                    self.places[symbol].difference_update((run.partition, live.offset) for live in run.ticks
+                                                          if live.offset <= done)
+                if kept and (len(kept) < len(run.ticks) or run.moved_by(cut)):
+                    runs.append(_Run.of(run.partition, kept, cut))
+                elif kept:
+                    runs.append(run)
+            self.runs[symbol] = runs
+            self._merge_runs(symbol)
+
+    def _cut(self, symbol: str, recorded_latest_us: Mapping[str, int]) -> int:
+        recorded = recorded_latest_us.get(symbol)
+        cuts = [cut for cut in (None if recorded is None else recorded - self.lateness_us, self.session_start_us)
+                if cut is not None]
+        return max(cuts, default=NO_CUT_US)
+
+    def _merge_runs(self, symbol: str) -> None:
+        """The symbol's aggregate and candles again from its runs (some were dropped or folded again)."""
+        self.aggregates.pop(symbol, None)
+        self.candles.pop(symbol, None)
+        for run in self.runs.get(symbol, ()):
+            self._merge_in(symbol, run)
+        if not self.runs.get(symbol):
+            self.runs.pop(symbol, None)
+
+    def _merge_in(self, symbol: str, run: _Run) -> None:
+        self.aggregates[symbol] = merge(self.aggregates.get(symbol), run.aggregate)
+        candles = self.candles.setdefault(symbol, {})
+        for candle in run.candles:
+            candles[candle.key] = merge_candle(candles.get(candle.key), candle, None)
 
     def _applied(self, symbol: str, partition: int) -> int:
         return self.applied.get(symbol, {}).get(partition, -1)
 
     def _forget(self, symbol: str) -> None:
-        for held in (self.first, self.pending, self.aggregates, self.candles):
+        for held in (self.first, self.runs, self.places, self.aggregates, self.candles):
             held.pop(symbol, None)
 
     def reset(self) -> None:
         """The feed lost its place: what it holds may have gaps; show the record alone until it is past them."""
-        self.first.clear()
-        self.pending.clear()
-        self.aggregates.clear()
-        self.candles.clear()
-
-    def _fold(self, tick: Tick, recorded_latest_us: int | None) -> None:
-        symbol = tick.symbol
-        one = of_tick(tick)
-        self.aggregates[symbol] = merge(self.aggregates.get(symbol), one)
-        behind = recorded_latest_us is not None and _micros(tick) < recorded_latest_us - self.lateness_us
-        if behind or (self.session_start_us is not None and _micros(tick) < self.session_start_us):
-            return  # late by the record's rules: counted, not in a candle
-        minute = _micros(tick) // 60_000_000 * 60
-        candles = self.candles.setdefault(symbol, {})
-        for candle in candles_of_minute(symbol, minute, one):
-            candles[candle.key] = merge_candle(candles.get(candle.key), candle, None)
+        for held in (self.first, self.runs, self.places, self.aggregates, self.candles):
+            held.clear()
 
     def visible(self, symbol: str) -> bool:
         """Whether the symbol's live ticks follow on from the record with no gap."""
         first = self.first.get(symbol)
-        return first is not None and self._applied(symbol, first[0]) >= first[1] and bool(self.pending.get(symbol))
+        return first is not None and self._applied(symbol, first[0]) >= first[1] and bool(self.runs.get(symbol))
 
     def shown(self) -> int:
         """How many live ticks are on screen ahead of the record."""
-        return sum(len(self.pending[symbol]) for symbol in self.symbols())
+        return sum(len(self.places[symbol]) for symbol in self.symbols())
 
     def symbols(self) -> list[str]:
-        return [symbol for symbol in self.pending if self.visible(symbol)]
+        return [symbol for symbol in self.runs if self.visible(symbol)]
 
     def candles_of(self, symbol: str) -> Iterable[Candle]:
         return self.candles.get(symbol, {}).values() if self.visible(symbol) else ()

@@ -17,8 +17,9 @@ registry starts a new checkpoint (see :data:`SCHEMA_FINGERPRINT`), so the figure
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal
@@ -208,6 +209,24 @@ def of_tick(tick: Any) -> StockAggregate:
             values[f"{metric.name}_time"] = tick.trade_time
             values[f"{metric.name}_event_id"] = tick.event_id
     return StockAggregate(tick.symbol, **values)
+
+
+def aggregate_of_run(ticks: Sequence[Any]) -> StockAggregate:
+    """The aggregate of a non-empty run of one symbol's ticks, equal to merging each one's :func:`of_tick`,
+    in one pass per metric: no aggregate per tick (the live path folds a thousand ticks a second)."""
+    values: dict[str, Any] = {}
+    for metric in METRICS:
+        of, name = metric.of, metric.name
+        if metric.kind.by_time:
+            pick = max if metric.kind is Kind.LATEST else min
+            keys = (f"{name}_time", f"{name}_event_id", name)
+            values.update(zip(keys, pick((tick.trade_time, tick.event_id, of(tick)) for tick in ticks), strict=True))
+        elif metric.kind is Kind.SUM:
+            parts = [of(tick) for tick in ticks]
+            values[name] = functools.reduce(SUM_CONTEXT.add, parts) if metric.type is Decimal else sum(parts)
+        else:
+            values[name] = (min if metric.kind is Kind.MIN else max)(of(tick) for tick in ticks)
+    return StockAggregate(ticks[0].symbol, **values)
 
 
 def aggregate_of(ticks: Iterable[Any]) -> dict[str, StockAggregate]:

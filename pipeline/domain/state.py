@@ -140,7 +140,7 @@ class MarketState:
     def reset_live(self) -> None:
         """The live feed lost its place (it reconnected): show the record alone until it is past the gap."""
         with self._lock:
-            if self._live.pending:
+            if self._live.first:  # it has followed a symbol: start afresh
                 self._live.reset()
                 self._version += 1
                 self._changed.notify_all()

@@ -33,6 +33,7 @@ log = logging.getLogger("stockdash.archive")
 
 GROUP_ID = "stockdash-archive"
 POLL_MS = 500
+FETCH = {"fetch_min_bytes": 256 * 1024, "fetch_max_wait_ms": 1000}  # a poll's fsync + commit per ~1 s, not per few ms
 RETENTION_CHECK_S = 3600.0
 FIRST_MS, END_MS = 946_684_800_000, 253_402_300_800_000  # 2000-01-01, 10000-01-01 UTC; outside: a day purged at once, or never
 ACK_TIMEOUT_S = 120.0
@@ -186,7 +187,7 @@ class Archiver:
     def _archive_until_stopped(self) -> None:
         consumer = KafkaConsumer(bootstrap_servers=self.settings.effective_kafka_bootstrap, group_id=GROUP_ID,
                                  client_id="stockdash-archive", enable_auto_commit=False, auto_offset_reset="earliest",
-                                 max_poll_records=5000)
+                                 max_poll_records=5000, **FETCH)
         try:
             topic = self.settings.trades_topic
             partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

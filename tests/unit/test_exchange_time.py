@@ -12,7 +12,7 @@ from pipeline.domain.snapshot import BatchReport
 from pipeline.domain.stocks import Stock
 from tests.oracle import aggregate
 from tests.unit.test_ui_views import state_with
-from ui.charts import batch_timeline, candlestick, zoom_of
+from ui.charts import CANDLES, batch_timeline, candlestick, zoom_of
 from ui.exchange import IST, ist_text, market_open, naive_ist, to_ist
 from ui.format import MARKET_COLUMNS, batches_frame, candles_frame, market_table, merged_candles
 
@@ -96,12 +96,12 @@ def test_chart_time_axes_are_ist_24_hour_whatever_the_browser_zone():
     start = datetime(2025, 11, 24, 8, 0, tzinfo=UTC)  # 13:30 IST: a 12-hour clock would say 1:30
     frame = candles_frame(state_with(aggregate("AAA", "100", "101", when=start), candles=minute_candles(3, start)),
                           "AAA", 60)
-    spec = candlestick(frame, 100, 103, "1m").to_dict()
+    spec = candlestick(frame, 100, 103, "1m")
     x = next(layer["encoding"]["x"] for layer in spec["layer"] if "x" in layer.get("encoding", {}))
     # Minutes of the IST wall clock since the epoch, labelled by utcFormat: never the browser's zone.
     assert x["field"] == "Start min" and x["axis"]["labelExpr"] == "utcFormat(datum.value * 60000, '%H:%M')"
     assert "IST" in x["title"]
-    rows = next(rows for rows in spec["datasets"].values() if "Start min" in rows[0])
+    rows = spec["datasets"][CANDLES].to_dict("records")
     assert [datetime.fromtimestamp(r["Start min"] * 60, tz=UTC).strftime("%H:%M") for r in rows] == \
         ["13:30", "13:31", "13:32"]
     assert [r["Start IST"] for r in rows][0] == "2025-11-24 13:30:00"
@@ -125,10 +125,10 @@ def test_the_candle_chart_starts_from_the_users_zoom_and_has_a_crosshair():
     frame = candles_frame(state_with(aggregate("AAA", "100", "101", when=start), candles=minute_candles(30, start)),
                           "AAA", 60)
     minutes = start.timestamp() / 60 + 330  # 13:30 IST as wall-clock minutes
-    zoomed = str(candlestick(frame, 100, 103, "1m", zoom=(minutes, minutes + 5)).to_dict())
+    zoomed = str(candlestick(frame, 100, 103, "1m", zoom=(minutes, minutes + 5)))
     assert f"'value': {{'x': [{minutes}, {minutes + 5}]}}" in zoomed and "'bind': 'scales'" in zoomed
     assert "'name': 'crosshair'" in zoomed and "'nearest': True" in zoomed
-    assert "'value': {'x'" not in str(candlestick(frame, 100, 103, "1m").to_dict())
+    assert "'value': {'x'" not in str(candlestick(frame, 100, 103, "1m"))
 
 
 def test_the_zoom_comes_back_from_the_charts_selection_event():

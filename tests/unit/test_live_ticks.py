@@ -7,9 +7,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain.candles import candles_of_minute
+from pipeline.domain.candles import candles_of_minute, candles_of_ticks, merge_candle
 from pipeline.domain.live import LiveTick
-from pipeline.domain.metrics import aggregate_of
+from pipeline.domain.metrics import aggregate_of, aggregate_of_run
 from pipeline.domain.snapshot import BatchResult, Tick
 from pipeline.domain.state import MarketState
 from tests.oracle import T0, OracleTick, expected_metrics, metric_values
@@ -126,3 +126,45 @@ def test_what_is_shown_is_always_the_record_plus_every_later_live_tick(data):
         shown = [t for t in ticks[:max(live_end, recorded_end)]
                  if t.offset < recorded_end or first_live.get(t.tick.symbol, len(ticks)) < recorded_end]
         assert figures(state) == oracle(shown)
+
+
+def test_a_symbol_on_two_partitions_shows_ticks_at_equal_offsets_of_each():
+    """Debezium keys messages by document id: one symbol's trades span partitions, and offsets repeat."""
+    state = MarketState()
+    state.apply_live([tick(0)], LATENESS_S)
+    record(state, 0, [tick(0)])
+    other = LiveTick(tick(2).tick, partition=1, offset=1)
+    state.apply_live([tick(1), other], LATENESS_S)
+    assert figures(state) == oracle([tick(0), tick(1), tick(2)])
+
+
+def test_live_ticks_leave_the_candles_when_the_record_moves_the_late_rule_past_them():
+    state = MarketState()
+    state.apply_live([tick(0, seconds=100)], LATENESS_S)
+    record(state, 0, [tick(0, seconds=100)])
+    state.apply_live([tick(1, seconds=50), tick(2, seconds=60)], LATENESS_S)
+    assert sum(c.metrics.trades for c in state.snapshot().candles[("INFY", 60)]) == 3
+    newer = tick(3, seconds=400).tick  # on another partition: the record applies it first
+    aggregates = state.merged_with(1, aggregate_of([newer]).values())
+    minute = int(newer.trade_time.timestamp()) // 60 * 60
+    candles = state.merged_candles(1, candles_of_minute("INFY", minute, aggregate_of([newer])["INFY"]), {})
+    state.apply_batch(BatchResult(1, tuple(aggregates), tuple(candles), (newer,), offsets={1: 0}))
+    snapshot = state.snapshot()
+    assert snapshot.stocks["INFY"].trades == 4  # counted, as the record will count them
+    assert sum(c.metrics.trades for c in snapshot.candles[("INFY", 60)]) == 2  # but late now: out of the candles
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 600), st.integers(100, 200), st.integers(1, 9), st.booleans()), min_size=1,
+                max_size=40))
+def test_a_run_folds_to_what_merging_each_tick_gives(rows):
+    trades = [Tick("INFY", T0 + timedelta(seconds=s), f"e{i % 7}", None, Decimal(p) / 4, q, "buy" if b else "sell", None)
+              for i, (s, p, q, b) in enumerate(rows)]
+    assert aggregate_of_run(trades) == aggregate_of(trades)["INFY"]
+    by_key: dict = {}
+    for trade in trades:
+        minute = int(trade.trade_time.timestamp()) // 60 * 60
+        for candle in candles_of_minute("INFY", minute, aggregate_of([trade])["INFY"]):
+            by_key[candle.key] = merge_candle(by_key.get(candle.key), candle, None)
+    minute_of = lambda trade: int(trade.trade_time.timestamp()) // 60 * 60  # noqa: E731
+    assert {c.key: c for c in candles_of_ticks(trades, minute_of)} == by_key
