@@ -94,7 +94,8 @@ class LiveTicks:
 
     A thousand ticks a second come in a few polls: each poll's ticks of a symbol are one run, and what a
     snapshot reads (the symbol's aggregate and candles) is the merge of its few runs. When the record
-    applies a batch, runs it holds entirely are dropped and only a run it holds in part is folded again."""
+    applies a batch, runs it holds entirely are dropped and only a run it holds in part (or whose late rule
+    moved) is folded again."""
 
     def __init__(self, lateness_s: int = DEFAULT_LATENESS_S) -> None:
         self.lateness_us = lateness_s * 1_000_000
