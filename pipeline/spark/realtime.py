@@ -31,6 +31,7 @@ from pipeline.spark.supervisor import SupervisedQuery
 log = logging.getLogger("stockdash.realtime")
 
 QUERY_NAME = "stockdash_live_ticks"
+LIVE_FETCH_WAIT_MS = 500
 PLAN_VERSION = 2
 
 # Every field bounded, so that a message always fits the live topic (a hostile document with a 1 MB symbol or
@@ -73,7 +74,11 @@ class LiveTicksJob(SupervisedQuery):
             raise RuntimeError(f"the live-ticks query needs {needed} task slots beside the micro-batch query's and Spark "
                                f"has {slots}: set SPARK_MASTER=local[{needed + 1}] (or more cores), or STREAM_MODE=microbatch")
         # From the end of the topic when it first starts: the record covers what came before.
-        source = trades_source(spark, self.settings, startingOffsets="latest")
+        # A real-time task reads on and on: a fetch the broker holds open returns the moment a trade is
+        # appended, so a long wait costs no latency, while the micro-batch's 10 ms would poll an idle broker
+        # a hundred times a second per partition (Kafka's and Spark's idle CPU).
+        source = trades_source(spark, self.settings, startingOffsets="latest",
+                               **{"kafka.fetch.max.wait.ms": LIVE_FETCH_WAIT_MS})
         query = (
             live_ticks(source, self.settings.max_clock_skew_s)
             .writeStream.queryName(QUERY_NAME)
