@@ -45,8 +45,6 @@ PENDING_KEPT = 20_000
 # also when the record applied the first copy already. Bounded; the record drops older replays itself.
 SEEN_KEPT = 100_000
 DEFAULT_LATENESS_S = 120  # CANDLE_LATENESS_S's default; the feed sets the configured one
-
-
 NO_CUT_US = -(2 ** 63)  # no late rule yet (no record, no session): every tick goes into the candles
 
 
@@ -79,9 +77,6 @@ class _Run:
         on_time = [trade for trade, us in zip(trades, micros, strict=True) if us >= cut_us]
         return cls(partition, tuple(ticks), aggregate_of_run(trades), tuple(candles_of_ticks(on_time, _minute)),
                    cut_us, min(micros), max(micros))
-
-    def places(self) -> Iterable[tuple[int, int]]:
-        return ((self.partition, live.offset) for live in self.ticks)
 
     def moved_by(self, cut_us: int) -> bool:
         """Whether a new cut puts one of its ticks on the other side (then its candles are folded again)."""
