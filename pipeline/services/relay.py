@@ -11,10 +11,8 @@ a small *oversize* message instead (see ``change_events``): set aside with a rea
 dropped. Any failure is logged in one line, shown in the status file, and retried from the last stored
 token with a growing pause.
 
-Cost: ~24 µs of CPU an event (74 before tuning; ``python -m bench.relay``): reading 5, JSON 7
-(``change_events.relaxed_json``), ``send`` 8 (partitions from :class:`KeyPartitions`), sender thread 2 with the
-C CRC-32C (``crc32c``; in pure Python it alone took ~39 µs). kafka-python stays: confluent-kafka would save
-~7 µs more, and 10,000 trades/s take about half a core as it is.
+Cost: ~24 µs of CPU an event (74 before tuning; ``python -m bench.relay``): read 5, JSON 7, ``send`` 8 (partitions
+from :class:`KeyPartitions`), sender thread 2 with the C CRC-32C (``crc32c``; in pure Python ~39 µs).
 
 A stored position older than the oldest oplog entry (ChangeStreamHistoryLost, code 286: the relay was down
 longer than the oplog's window) cannot be resumed: the relay says so in one ERROR line and in its status
@@ -50,17 +48,15 @@ from pipeline.sinks.topics import TRADES_MAX_MESSAGE_BYTES
 log = logging.getLogger("stockdash.relay")
 
 MAX_BATCH = 5000
-# The stand-in ignores awaitData: poll, don't spin. Two 1 ms polls first: at 10,000 trades/s insert -> Kafka
-# p50 8/6/6 -> 6/5/4 ms (three runs each, bench.relay's latency), for ~1 % fewer inserts/s from a busier stand-in.
-IDLE_BACKOFF_S = (0.001, 0.001, 0.002, 0.005, 0.01, 0.02)
-RETRY_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)  # after a failure; the last repeats
+# An empty getMore waits up to AWAIT_MS for the next write (awaitData, as MongoDB's): an idle stream costs two
+# getMores a second. A server that answers one at once (taking < AWAITED_S) is polled with backoff, not spun on.
+AWAIT_MS, AWAITED_S = 500, 0.05
+IDLE_BACKOFF_S, RETRY_BACKOFF_S = (0.001, 0.001, 0.002, 0.005, 0.01, 0.02), (1.0, 2.0, 5.0, 10.0)  # retry: last repeats
 DELIVERY_TIMEOUT_S = 120.0
-# While events flow, the token of the batches Kafka acknowledged is stored at most this often (at once when the
-# stream goes idle): each store is an fsync, ~1 ms a batch, ~8 % of the relay's time at 10,000 trades/s.
-# A crash re-sends at most this much more, which the pipeline drops by event id.
+# While events flow, the acknowledged batches' token is stored at most this often (at once when idle): each store is
+# an fsync (~8 % of the relay at 10,000 trades/s); a crash re-sends at most this much, dropped by event id.
 TOKEN_SAVE_S = 0.1
-# An idle stream's position moves with the oplog (postBatchResumeToken), stored this often: a relay idle for long
-# then does not find its position trimmed away (a false "history lost") at its restart.
+# An idle stream's position (postBatchResumeToken), stored this often: a long-idle relay restarts inside the oplog.
 IDLE_TOKEN_SAVE_S = 1.0
 HISTORY_LOST = 286  # ChangeStreamHistoryLost: the resume point is no longer in the oplog
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
@@ -151,18 +147,20 @@ class ChangeRelay:
                 topic_limit = topics.max_message_bytes(self.settings, self.settings.trades_topic) or TRADES_MAX_MESSAGE_BYTES
                 self.limit = min(TRADES_MAX_MESSAGE_BYTES, topic_limit) - RECORD_OVERHEAD_BYTES
             collection = client[self.settings.database]["transaction"]
-            with mongo.open_change_stream(collection, token, start_at) as stream:
+            with mongo.open_change_stream(collection, token, start_at, max_await_time_ms=AWAIT_MS) as stream:
                 self.opened = True
                 self.status.update(force=True, state="running", last_error=self.history_lost_error)
                 log.info("CDC relay running: %s.transaction -> %s", self.settings.database, self.settings.trades_topic)
                 idle = 0
                 while not self.stop.is_set():
+                    asked = time.monotonic()
                     if self._relay_batch(stream, producer):
                         idle = 0
                     else:
                         self._follow_idle_position(stream.resume_token, first_idle_poll=idle == 0)
                         self.status.update()
-                        self.stop.wait(IDLE_BACKOFF_S[min(idle, len(IDLE_BACKOFF_S) - 1)])
+                        if time.monotonic() - asked < AWAITED_S:
+                            self.stop.wait(IDLE_BACKOFF_S[min(idle, len(IDLE_BACKOFF_S) - 1)])
                         idle += 1
         finally:
             try:
@@ -203,10 +201,12 @@ class ChangeRelay:
 
     def _relay_batch(self, stream: Any, producer: KafkaProducer) -> int:
         events = []
-        event = stream.try_next()
+        event = stream.try_next()  # at most one getMore, which waits for the next write
         while event is not None:
             events.append(event)
-            event = stream.try_next() if len(events) < MAX_BATCH else None
+            # The rest of what that getMore brought, and no other: one that found nothing would wait out
+            # AWAIT_MS before these were delivered.
+            event = stream.try_next() if len(events) < MAX_BATCH and mongo.has_buffered(stream) else None
         if not events:
             return 0
         set_aside = self._deliver(producer, events)

@@ -90,14 +90,24 @@ def open_change_stream(
     resume_token: Mapping[str, Any] | None,
     start_at: Timestamp | None = None,
     batch_size: int = 1000,
+    max_await_time_ms: int | None = None,
 ) -> CollectionChangeStream:
-    """A change stream on one collection from a known position, with the full document of updates."""
-    options: dict[str, Any] = {"full_document": "updateLookup", "batch_size": batch_size}
+    """A change stream on one collection from a known position, with the full document of updates. An empty
+    getMore waits up to ``max_await_time_ms`` for the next write (the server's default, 1 s, if None)."""
+    options: dict[str, Any] = {"full_document": "updateLookup", "batch_size": batch_size,
+                               "max_await_time_ms": max_await_time_ms}
     if resume_token is not None:
         options["resume_after"] = resume_token
     else:
         options["start_at_operation_time"] = start_at or initial_operation_time(collection.database.client)
     return collection.watch(**options)
+
+
+def has_buffered(stream: CollectionChangeStream) -> bool:
+    """Whether the stream holds events of its last getMore not yet taken (``try_next`` then returns one without
+    asking the server). pymongo has no public call for it; if its cursor changes, True (ask the server)."""
+    has_next = getattr(getattr(stream, "_cursor", None), "_has_next", None)
+    return bool(has_next()) if callable(has_next) else True
 
 
 def seed_stocks(db: Database) -> int:

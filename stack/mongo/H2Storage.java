@@ -353,4 +353,29 @@ final class Reflection {
                 + "; stack/mongo needs updating", e);
         }
     }
+
+    static java.lang.reflect.Method method(Class<?> owner, String name, Class<?>... parameters) {
+        try {
+            java.lang.reflect.Method method = owner.getDeclaredMethod(name, parameters);
+            method.setAccessible(true);
+            return method;
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("mongo-java-server changed: " + owner.getName() + " has no method " + name
+                + "; stack/mongo needs updating", e);
+        }
+    }
+
+    static Object invoke(java.lang.reflect.Method method, Object target, Object... arguments) {
+        try {
+            return method.invoke(target, arguments);
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException(e);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof RuntimeException) {
+                throw (RuntimeException) cause;
+            }
+            throw new IllegalStateException(cause);
+        }
+    }
 }

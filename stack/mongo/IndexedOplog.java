@@ -55,6 +55,7 @@ final class IndexedOplog extends CollectionBackedOplog {
     private volatile long trimmedThrough;
     // the newest entry change streams may read: all of them, unless the store hides what is not in its file yet
     private volatile long visibleThrough = Long.MAX_VALUE;
+    private volatile Runnable newEntries = () -> { }; // told when entries become readable (AwaitData)
 
     private IndexedOplog(MongoBackend backend, MongoCollection<Document> view, MongoCollection<Document> store,
                          ConcurrentSkipListMap<Long, Document> index, MongoCollection<Document> trimState,
@@ -122,16 +123,25 @@ final class IndexedOplog extends CollectionBackedOplog {
     @Override
     public synchronized void handleInsert(String namespace, List<Document> documents) {
         super.handleInsert(namespace, documents);
+        if (visibleThrough == Long.MAX_VALUE) { // readable at once (in memory)
+            newEntries.run();
+        }
     }
 
     @Override
     public synchronized void handleUpdate(String namespace, Document selector, Document query, List<Object> ids) {
         super.handleUpdate(namespace, selector, query, ids);
+        if (visibleThrough == Long.MAX_VALUE) { // readable at once (in memory)
+            newEntries.run();
+        }
     }
 
     @Override
     public synchronized void handleDelete(String namespace, Document query, List<Object> ids) {
         super.handleDelete(namespace, query, ids);
+        if (visibleThrough == Long.MAX_VALUE) { // readable at once (in memory)
+            newEntries.run();
+        }
     }
 
     @Override
@@ -164,7 +174,15 @@ final class IndexedOplog extends CollectionBackedOplog {
 
     /** Makes the entries up to {@code key} readable. */
     void showThrough(long key) {
-        visibleThrough = Math.max(visibleThrough, key);
+        if (key > visibleThrough) {
+            visibleThrough = key;
+            newEntries.run();
+        }
+    }
+
+    /** {@code listener} runs (briefly: on the writing thread) whenever new entries become readable. */
+    void onNewEntries(Runnable listener) {
+        newEntries = listener;
     }
 
     @Override

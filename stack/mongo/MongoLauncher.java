@@ -29,12 +29,13 @@
  *    plain writes (FindAndModify);
  *  - on disk, collections are stored as BSON with MongoDB-ordered indexes (5x the library's inserts/s),
  *    and a write is acknowledged once it is in the file, so a kill -9 loses no acknowledged write; change
- *    streams read only what is in the file (H2Storage: BsonH2Database, GroupCommit).
+ *    streams read only what is in the file (H2Storage: BsonH2Database, GroupCommit);
+ *  - a change stream's empty getMore waits for the next write (maxTimeMS, 1 s by default), as MongoDB's
+ *    awaitData does, without holding a Netty thread (AwaitData).
  * Files: MongoLauncher (start, options, backends), ReplicaSet (commands and topology replies),
  * ChangeStreams (events, tokens, cursors), IndexedOplog (oplog index, history, trimming), FindAndModify,
- * H2Storage.
- * Not done: transactions, an awaiting getMore (an idle change stream answers at once: poll with a
- * back-off), db.watch()/client.watch(), pre-images (fullDocumentBeforeChange).
+ * H2Storage, AwaitData.
+ * Not done: transactions, db.watch()/client.watch(), pre-images (fullDocumentBeforeChange).
  *
  * Prints exactly one line to stdout, "READY port=<port>", once it accepts connections; everything
  * else goes to stderr. Exit codes: 2 bad arguments, 3 port unavailable, 1 any other startup failure.
@@ -45,6 +46,7 @@
  */
 
 import java.net.BindException;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -67,10 +69,12 @@ import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.MongoServerException;
 import de.bwaldvogel.mongo.oplog.Oplog;
 import de.bwaldvogel.mongo.wire.MongoWireProtocolHandler;
 import io.netty.channel.Channel;
@@ -140,9 +144,10 @@ public class MongoLauncher {
         MongoServer server = new MongoServer(backend);
         server.enableOplog();
         try {
-            server.bind(HOST, options.port);
+            new AwaitData(((IndexedBackend) backend).indexedOplog(), ((IndexedBackend) backend)::isChangeStream)
+                .bind(server, backend, new InetSocketAddress(HOST, options.port));
         } catch (Exception e) { // netty rethrows the checked BindException undeclared
-            // bind() has already shut the server down and closed the backend
+            // the process exits: nothing bound is left to shut down
             boolean inUse = hasCause(e, BindException.class);
             fail(inUse ? 3 : 1, "cannot listen on " + HOST + ":" + options.port + ": " + e.getMessage(), e);
             return;
@@ -232,6 +237,14 @@ public class MongoLauncher {
         System.exit(exitCode);
     }
 
+    static boolean isChangeStream(CursorRegistry cursors, long cursorId) {
+        try {
+            return cursorId != 0 && cursors.getCursor(cursorId) instanceof ChangeStreamCursor;
+        } catch (MongoServerException e) { // not found: the library's getMore says so
+            return false;
+        }
+    }
+
     /** A backend whose oplog is an {@link IndexedOplog} and whose commands go through {@link Commands}. */
     interface IndexedBackend {
         IndexedOplog indexedOplog();
@@ -239,6 +252,9 @@ public class MongoLauncher {
         /** Writes applied so far are stored (and their oplog entries readable) when this returns. */
         default void storeWrites() {
         }
+
+        /** Whether the cursor is an open change stream (its getMore awaits data: {@link AwaitData}). */
+        boolean isChangeStream(long cursorId);
     }
 
     static final class IndexedMemoryBackend extends MemoryBackend implements IndexedBackend {
@@ -257,6 +273,11 @@ public class MongoLauncher {
         @Override
         public IndexedOplog indexedOplog() {
             return indexed;
+        }
+
+        @Override
+        public boolean isChangeStream(long cursorId) {
+            return MongoLauncher.isChangeStream(getCursorRegistry(), cursorId);
         }
 
         @Override
@@ -291,6 +312,11 @@ public class MongoLauncher {
         @Override
         public IndexedOplog indexedOplog() {
             return indexed;
+        }
+
+        @Override
+        public boolean isChangeStream(long cursorId) {
+            return MongoLauncher.isChangeStream(getCursorRegistry(), cursorId);
         }
 
         @Override

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -339,6 +340,23 @@ def test_a_plain_watch_starts_at_the_current_time(client: MongoClient) -> None:
         assert stream.resume_token is not None  # the first batch's postBatchResumeToken
         collection.insert_one({"_id": "after"})
         assert next_event(stream, "the insert after watch()")["documentKey"] == {"_id": "after"}
+
+
+def test_an_empty_get_more_waits_for_the_next_write_as_on_a_replica_set(client: MongoClient) -> None:
+    """awaitData: a getMore that finds nothing waits (up to its maxTimeMS) and answers with the next write, so a
+    reader needs no polling; a getMore that runs out of time answers empty."""
+    collection = own_collection(client)
+    with collection.watch(max_await_time_ms=30_000) as stream:
+        stream.try_next()  # the first getMore (empty): the stream's position is now past every earlier write
+        writer = threading.Timer(0.5, lambda: collection.insert_one({"_id": "while waiting"}))
+        writer.start()
+        try:
+            event = stream.try_next()  # one getMore, held until the insert half a second later
+        finally:
+            writer.join()
+        assert event is not None and event["documentKey"] == {"_id": "while waiting"}
+    with collection.watch(max_await_time_ms=200) as quiet:
+        assert quiet.try_next() is None and quiet.try_next() is None  # nothing written: empty once the time is up
 
 
 def test_a_resume_token_of_an_earlier_launcher_still_resumes(client: MongoClient) -> None:
