@@ -376,3 +376,23 @@ def test_old_set_aside_records_lose_their_message_start_but_stay_counted(stack, 
     finally:
         ledger.collection.delete_many({"_id": {"$in": [old["_id"], new["_id"]]}})
         ledger.close()
+
+
+def test_a_micro_batch_compiles_none_of_the_query_s_stages_again(market_job, spark, transactions, fresh_symbol):
+    """Spark keeps a stage's compiled class by its generated code. A value new in every batch written into that
+    code (the batch's time, as it was) made each batch compile the ~1,900-line parse stage again, twice (janino
+    50-240 ms each, then the JIT on the new class). Only the dedupe's small watermark predicate is new per batch."""
+    compilations = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+    query = market_job.market.query
+
+    def next_batch(after: int) -> int:
+        transactions.insert_one({"symbol": fresh_symbol, "side": "buy", "price": 100.0, "quantity": 1,
+                                 "trade_time": datetime.now(timezone.utc)})
+        return wait_until(lambda: (progress := query.lastProgress) is not None and progress["batchId"] > after
+                          and progress["batchId"], timeout=60, interval=0.1, what=f"a micro-batch after {after}")
+
+    batch = next_batch(next_batch(-1))  # warm: the code of every stage compiled once
+    before, first = compilations.getCount(), batch
+    for _ in range(3):
+        batch = next_batch(batch)
+    assert compilations.getCount() - before <= batch - first
