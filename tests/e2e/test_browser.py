@@ -256,10 +256,17 @@ def test_a_zoom_of_the_candles_survives_redraws_and_the_crosshair_shows_a_candle
                        what="INFY's half hour of candles on the chart")
     box = chart.bounding_box()
     assert box is not None
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 3)
-    # The crosshair reads out the nearest candle's figures at the top of its rule.
-    expect(chart.locator("g.mark-text text").filter(has_text=re.compile(r"O [\d,.]+  H"))).to_be_attached(
-        timeout=10_000)
+    # The crosshair reads out the nearest candle's figures at the top of its rule. A redraw whose price range
+    # moved builds the chart anew, and the crosshair comes back with the pointer's next move (as a person's
+    # hand moves): the pointer keeps moving over the chart until the readout is there.
+    readout = chart.locator("g.mark-text text").filter(has_text=re.compile(r"O [\d,.]+  H"))
+    nudges = iter(range(1_000))
+
+    def pointed_at_a_candle() -> bool:
+        page.mouse.move(box["x"] + box["width"] / 2 + next(nudges) % 7, box["y"] + box["height"] / 3)
+        return readout.count() > 0
+
+    wait_until(pointed_at_a_candle, timeout=10, interval=0.2, what="the crosshair's readout of a candle")
     for _ in range(5):
         page.mouse.wheel(0, -300)
     expect(page.get_by_text("zoomed: double-click the chart")).to_be_visible(timeout=30_000)  # the server has it
