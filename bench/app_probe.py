@@ -37,9 +37,9 @@ def instrument(symbol: str, log_path: str) -> None:
     apply_live: Callable[..., None] = MarketState.apply_live
     apply_batch: Callable[..., None] = MarketState.apply_batch
 
-    def live(self: MarketState, ticks: Iterable[Any], lateness_s: int) -> None:
+    def live(self: MarketState, ticks: Iterable[Any], *args: Any, **kwargs: Any) -> None:
         ticks = list(ticks)  # iterated twice: by the state, then here
-        apply_live(self, ticks, lateness_s)
+        apply_live(self, ticks, *args, **kwargs)
         note((live_tick.tick for live_tick in ticks), "live")
 
     def batch(self: MarketState, result: Any) -> None:

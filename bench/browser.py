@@ -22,12 +22,14 @@ ELEMENTS = {
     "market": {"Market: table (price cell)": "canvas"},
     "stock": {"Stock: figures (price metric)": "metric", "Stock: latest trades": "canvas",
               "Stock: 1-min candle (chart)": "svg", "Stock: 1-min candle, data in browser": "chart"},
+    # Keyed by the ledger's count on screen, not by a price (``bench.probe_trades.LedgerProbes``).
+    "pipeline": {"Pipeline: rejected ledger (count)": "rejected", "Pipeline: late ledger (count)": "late"},
 }
 
 
 @dataclass
 class Viewer:
-    kind: str  # "market" or "stock"
+    kind: str  # "market", "stock" or "pipeline"
     context: BrowserContext
     page: Page
 
@@ -45,7 +47,7 @@ class Viewers:
         if not CHROMIUM.exists():
             raise RuntimeError("Chromium is missing: run `scripts/bootstrap.sh --browser` once (apt-get install chromium)")
         self.url = url
-        self.paths = {"market": "/", "stock": f"/stock?symbol={probe_symbol}"}
+        self.paths = {"market": "/", "stock": f"/stock?symbol={probe_symbol}", "pipeline": "/pipeline"}
         self.open: list[Viewer] = []
         self._playwright: Playwright | None = sync_playwright().start()
         self._browser: Browser | None = None

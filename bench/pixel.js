@@ -9,7 +9,10 @@
   // Only the chart's own message carries this (a column of ui/charts.py's candlestick data).
   const CHART_MARK = new TextEncoder().encode("Readout");
   const CLOSE = /Close: (\d{2}(?:\.\d{1,2})?)(?:;|$)/;
-  const seen = { canvas: {}, metric: {}, chart: {}, svg: {} }; // price text -> first ms
+  const seen = { canvas: {}, metric: {}, chart: {}, svg: {}, rejected: {}, late: {} }; // price text -> first ms
+  // The Pipeline page's ledger counts, by their metric's label: count (zero-padded, so that a later count
+  // sorts after an earlier one as probe prices do) -> first ms.
+  const LEDGERS = { "Rejected (dead letter)": "rejected", "Late ticks": "late" };
   const first = (map, key, at) => { if (!(key in map)) map[key] = at; };
 
   // The dataframes (glide-data-grid) paint each cell's text on a canvas with fillText: the pixel itself.
@@ -62,6 +65,11 @@
   // marks carry their fields in aria-label ("…; Open: 11; Close: 11.95; …"): noted when a mutation
   // puts a probe price there (the frame after it, the pixels).
   const metrics = (at) => {
+    for (const metric of document.querySelectorAll('[data-testid="stMetric"]')) {
+      const ledger = LEDGERS[metric.querySelector('[data-testid="stMetricLabel"]')?.textContent.trim()];
+      const count = metric.querySelector('[data-testid="stMetricValue"]')?.textContent.trim().replace(/,/g, "");
+      if (ledger && /^\d+$/.test(count)) first(seen[ledger], count.padStart(9, "0"), at);
+    }
     for (const element of document.querySelectorAll('[data-testid="stMetricValue"]')) {
       const match = PRICE.exec(element.textContent.trim().replace(/,/g, ""));
       if (match) first(seen.metric, match[1], at);

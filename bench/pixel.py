@@ -12,7 +12,8 @@ A probe counts as shown from the first moment its price, or a later probe's, is 
 then shows a state that includes it (a page that redraws less often than probes come skips prices).
 
 Phases: idle (no trades) with 0, 1 and 5 viewers, then 1,000 trades/s with one Market viewer, one Stock
-viewer and five viewers (3 Market, 2 Stock); CPU of every process throughout. Prints tables; writes
+viewer, five viewers (3 Market, 2 Stock) and one Pipeline viewer (its ledgers: ``bench.pixel_ledgers``); CPU
+of every process throughout. Prints tables; writes
 ``bench/results/pixel.json``.
 """
 
@@ -34,8 +35,9 @@ from bench.appserver import AppServer
 from bench.browser import ELEMENTS, Viewer, Viewers
 from bench.common import bench_settings, machine
 from bench.load import LoadRun, PacedLoad
+from bench.pixel_ledgers import ledger_phase
 from bench.pixel_report import delays, print_tables, process_groups, stats
-from bench.probe_trades import PROBE_SYMBOL, ProbeTrades
+from bench.probe_trades import PROBE_SYMBOL, LedgerProbes, ProbeTrades
 from bench.resources import ResourceSampler
 from pipeline.domain.stocks import NSE_STOCKS
 from pipeline.settings import PROJECT_ROOT
@@ -85,14 +87,16 @@ class PixelBench:
                             (f"{rate:,}/s, 1 viewer (Stock)", ["stock"]),
                             (f"{rate:,}/s, {len(FIVE)} viewers", FIVE)):
             self._load_phase(name, kinds, rate)
+        self.phases.append(ledger_phase(self, f"{rate:,}/s, 1 viewer (Pipeline)", rate,
+                                        LedgerProbes(transactions, late_symbol=next(iter(prices)))))
         return {"probe_symbol": PROBE_SYMBOL, "stream_mode": self.stream_mode, "phases": self.phases}
 
     # -- phases -----------------------------------------------------------------------------------
     def _warm_up(self) -> None:
         """The first page view starts the app's queries; warm until a probe reaches the state by the live
         path and every element of a Market and a Stock viewer (Spark compiled, the symbol's live ticks shown)."""
-        self._say("warming up: the app's Spark queries start with the first page view …")
-        viewers = self._viewers(["market", "stock"])
+        self.say("warming up: the app's Spark queries start with the first page view …")
+        viewers = self.open_viewers(["market", "stock"])
         stop = threading.Event()
         with ThreadPoolExecutor(1, thread_name_prefix="warm-up-load") as pool:
             loading = pool.submit(self.load.run, 200, 3600, stop)
@@ -115,14 +119,14 @@ class PixelBench:
             return True
         if time.monotonic() - self.t0 < LIVE_GRACE_S:
             return False
-        self._say(f"no probe has come by the live ticks in {LIVE_GRACE_S} s: measuring what the app shows anyway")
+        self.say(f"no probe has come by the live ticks in {LIVE_GRACE_S} s: measuring what the app shows anyway")
         return True
 
     def _idle_phase(self, name: str, kinds: list[str]) -> None:
-        self._say(name)
-        resources = self._sampler()
+        self.say(name)
+        resources = self.sampler()
         resources.phase = "settle"
-        viewers = self._viewers(kinds)
+        viewers = self.open_viewers(kinds)
         self._shown(viewers, self.probes.insert(), SHOWN_S, required=True)  # live pages; the phase's last trade
         time.sleep(self.args.settle)  # the catch-up after the trade and the pages opening is not idle
         resources.phase = name
@@ -132,10 +136,10 @@ class PixelBench:
                             "resources": resources.summary(name)})
 
     def _load_phase(self, name: str, kinds: list[str], rate: int) -> None:
-        self._say(f"{name}: {self.args.duration:.0f} s, a probe every ~{self.args.probe_interval:g} s")
-        resources = self._sampler()
+        self.say(f"{name}: {self.args.duration:.0f} s, a probe every ~{self.args.probe_interval:g} s")
+        resources = self.sampler()
         resources.phase = "settle"
-        viewers = self._viewers(kinds)
+        viewers = self.open_viewers(kinds)
         self._shown(viewers, self.probes.insert(), SHOWN_S, required=True)
         stop = threading.Event()
         resources.phase = name
@@ -166,26 +170,26 @@ class PixelBench:
         live = sum(1 for key, _ in probes if state.get(key, (0.0, ""))[1] == "live")
         summary = {"phase": name, "viewers": kinds, "rate_per_s": rate, "duration_s": self.args.duration,
                    "achieved_per_s": round(run.achieved_per_s, 1), "probes": len(probes), "via_live_ticks": live,
-                   "elements": elements, "resources": self._sampler().summary(name)}
-        self._say(f"  {run.achieved_per_s:,.0f} trades/s inserted; {live} of {len(probes)} probes reached the app's "
+                   "elements": elements, "resources": self.sampler().summary(name)}
+        self.say(f"  {run.achieved_per_s:,.0f} trades/s inserted; {live} of {len(probes)} probes reached the app's "
                   "state by the live ticks first")
         for element, figures in elements.items():
-            self._say(f"  {element}: p50 {figures['p50_s']} s, p99 {figures['p99_s']} s, not shown {figures['not_shown']}")
+            self.say(f"  {element}: p50 {figures['p50_s']} s, p99 {figures['p99_s']} s, not shown {figures['not_shown']}")
         return summary
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _say(self, message: str) -> None:
+    def say(self, message: str) -> None:
         print(f"[pixel +{time.monotonic() - self.t0:.0f}s] {message}", flush=True)
 
     def app_state(self) -> dict[str, tuple[float, str]]:
         assert self.app is not None
         return self.app.state_seen()
 
-    def _sampler(self) -> ResourceSampler:
+    def sampler(self) -> ResourceSampler:
         assert self.resources is not None
         return self.resources
 
-    def _viewers(self, kinds: list[str]) -> list[Viewer]:
+    def open_viewers(self, kinds: list[str]) -> list[Viewer]:
         assert self.viewers is not None
         viewers = self.viewers.set(kinds)
         self._add_processes()
@@ -208,13 +212,13 @@ class PixelBench:
     def _add_processes(self) -> None:
         """The app's Spark JVM, Chromium's processes and Playwright's driver, as they appear."""
         assert self.app is not None
-        known = {process.pid for process in self._sampler().processes.values()}
+        known = {process.pid for process in self.sampler().processes.values()}
         found = [("app's Spark (JVM)", pid) for pid in self.app.jvm_pids()]
         found += [(f"{group} {pid}", pid) for group, pid in process_groups(os.getpid())]
         for name, pid in found:
             if pid not in known:
                 try:
-                    self._sampler().add(name, pid)
+                    self.sampler().add(name, pid)
                 except Exception:  # noqa: BLE001 - a process that ended meanwhile is not sampled
                     pass
 

@@ -1,12 +1,13 @@
 """Probe trades for insert → pixel: one trade of the probe symbol at a time, each at a price no trade
-ever had, so that the price on a screen names the trade (:mod:`bench.pixel`)."""
+ever had, so that the price on a screen names the trade (:mod:`bench.pixel`); and probes of the ledgers, a
+rejected message or a late trade at a time, each named by the ledger's count once it is counted."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from pymongo.collection import Collection
@@ -44,3 +45,36 @@ class ProbeTrades:
             # Pacing, with jitter: the probes must not lock onto a page's redraw timer.
             stop.wait(interval_s * rng.uniform(0.6, 1.4))
         return self.inserted[first:]
+
+
+LATE_BY = timedelta(minutes=10)  # far behind the symbol's latest trade (CANDLE_LATENESS_S: 2 minutes)
+
+
+class LedgerProbes:
+    """Alternately a rejected message (a negative price) and a late trade of a symbol the load trades;
+    each is the ledger's next count: (count as the page shows it, zero-padded like ``pixel.js``'s keys,
+    when its insert returned)."""
+
+    def __init__(self, transactions: Collection, late_symbol: str) -> None:
+        self.transactions = transactions
+        self.late_symbol = late_symbol
+        self.counts = {"rejected": 0, "late": 0}  # the ledgers' counts before the first probe: set by its user
+        self.inserted: dict[str, list[tuple[str, float]]] = {"rejected": [], "late": []}
+
+    def insert(self, ledger: str) -> None:
+        now = datetime.now(timezone.utc)
+        if ledger == "rejected":
+            document = {"symbol": PROBE_SYMBOL, "side": "buy", "price": -1.0, "quantity": 1, "trade_time": now}
+        else:
+            document = {"symbol": self.late_symbol, "side": "buy", "price": 100.0, "quantity": 1, "trade_time": now - LATE_BY}
+        self.transactions.insert_one(document)
+        self.counts[ledger] += 1
+        self.inserted[ledger].append((f"{self.counts[ledger]:09d}", time.time()))
+
+    def run(self, duration_s: float, interval_s: float, stop: threading.Event) -> None:
+        rng = random.Random(7)
+        ends, turn = time.monotonic() + duration_s, 0
+        while time.monotonic() < ends and not stop.is_set():
+            self.insert(("rejected", "late")[turn % 2])
+            turn += 1
+            stop.wait(interval_s * rng.uniform(0.6, 1.4))

@@ -18,7 +18,7 @@ Pure and not thread-safe: ``MarketState`` owns one under its lock.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -68,6 +68,7 @@ class _Run:
     cut_us: int
     first_us: int  # the earliest and latest trade times of its ticks
     last_us: int
+    late: int  # ticks before the cut: the record's late ledger will have them
 
     @classmethod
     def of(cls, partition: int, ticks: list[LiveTick], cut_us: int) -> _Run:
@@ -76,7 +77,7 @@ class _Run:
         micros = [_micros(trade) for trade in trades]
         on_time = [trade for trade, us in zip(trades, micros, strict=True) if us >= cut_us]
         return cls(partition, tuple(ticks), aggregate_of_run(trades), tuple(candles_of_ticks(on_time, _minute)),
-                   cut_us, min(micros), max(micros))
+                   cut_us, min(micros), max(micros), len(trades) - len(on_time))
 
     def moved_by(self, cut_us: int) -> bool:
         """Whether a new cut puts one of its ticks on the other side (then its candles are folded again)."""
@@ -194,6 +195,11 @@ class LiveTicks:
     def shown(self) -> int:
         """How many live ticks are on screen ahead of the record."""
         return sum(len(self.places[symbol]) for symbol in self.symbols())
+
+    def late_by_symbol(self) -> Counter:
+        """Per shown symbol, its pending ticks that are late by the record's rule (the late ledger's count)."""
+        return Counter({symbol: late for symbol in self.symbols()
+                        if (late := sum(run.late for run in self.runs[symbol]))})
 
     def symbols(self) -> list[str]:
         return [symbol for symbol in self.runs if self.visible(symbol)]

@@ -27,6 +27,9 @@ REJECT_REASONS = {
                              "if it is new",
 }
 
+# Reasons about the message's shape: they rank before an unlisted symbol (``unknown_symbol``), the others after.
+SHAPE_REASONS = ("not_json", "unsupported_operation", "missing_document", "missing_symbol")
+
 # Why a valid trade is late: counted since the start, left out of candles and the day's figures, in the
 # late ledger with one of these.
 LATE_REASONS = {

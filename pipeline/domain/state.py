@@ -17,6 +17,7 @@ from pipeline.domain.book import CandleBook
 from pipeline.domain.candles import CANDLE_HISTORY_S, Candle, merge_candle
 from pipeline.domain.days import session_start_s
 from pipeline.domain.live import LiveTick, LiveTicks
+from pipeline.domain.live_rejects import LiveReject, LiveRejects
 from pipeline.domain.metrics import StockAggregate, merge
 from pipeline.domain.snapshot import Activity, BatchReport, BatchResult, Freshness, MarketSnapshot, Persisted, Tick
 
@@ -54,6 +55,8 @@ class MarketState:
     _cached: MarketSnapshot | None = field(default=None, repr=False)
     _live: LiveTicks = field(default_factory=LiveTicks, repr=False)
     _live_seen: deque = field(default_factory=lambda: deque(maxlen=FRESHNESS_SAMPLES_KEPT), repr=False)
+    _live_rejects: LiveRejects = field(default_factory=LiveRejects, repr=False)
+    _live_ledgers: bool = field(default=True, repr=False)  # whether live rejects and late ticks count in the ledgers
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -119,13 +122,20 @@ class MarketState:
         day = self._book.days.trading_day()
         return None if day is None else session_start_s(day) * 1_000_000
 
-    def apply_live(self, ticks: Iterable[LiveTick], lateness_s: int) -> None:
-        """Trades the real-time query passed on (``pipeline.domain.live``): on screen until the record has them."""
+    def apply_live(self, ticks: Iterable[LiveTick], lateness_s: int, rejects: Iterable[LiveReject] = (), *,
+                   ledgers: bool = True) -> None:
+        """Trades and rejects the real-time query passed on (``pipeline.domain.live``, ``live_rejects``): on
+        screen and, with ``ledgers``, in the rejected and late counts until the record has them (only a record
+        applied here confirms them by offset)."""
         applied_at = time.time()
         with self._lock:
+            self._live_ledgers = ledgers
             self._live.lateness_us = lateness_s * 1_000_000
             self._live.session_start_us = self._session_start_us()
             added = self._live.add(ticks, self._latest_us())
+            if ledgers and self._live_rejects.add(rejects) and not added:
+                self._version += 1
+                self._changed.notify_all()
             if not added:
                 return
             self._live_seen.extend(tick.event_id for tick in added)
@@ -140,8 +150,9 @@ class MarketState:
     def reset_live(self) -> None:
         """The live feed lost its place (it reconnected): show the record alone until it is past the gap."""
         with self._lock:
-            if self._live.first:  # it has followed a symbol: start afresh
+            if self._live.first or self._live_rejects.pending:  # it has followed the topic: start afresh
                 self._live.reset()
+                self._live_rejects.reset()
                 self._version += 1
                 self._changed.notify_all()
 
@@ -184,7 +195,7 @@ class MarketState:
                                    for t in ticks if t.ingest_time is not None and t.event_id not in live_seen)
             self._live.session_start_us = self._session_start_us()
             self._live.confirm({a.symbol: result.offsets for a in result.aggregates}, self._latest_us())
-            if result.changes_market:
+            if self._live_rejects.confirm(result.offsets) or result.changes_market:
                 self._version += 1
                 self._updated_at = applied_at
             self._query_error = None
@@ -239,9 +250,10 @@ class MarketState:
             self._cached = MarketSnapshot(
                 stocks=MappingProxyType(dict(stocks)),
                 recent_ticks=MappingProxyType({symbol: tuple(ticks) for symbol, ticks in self._recent.items()}),
-                rejected_by_reason=MappingProxyType(dict(self._rejected)),
-                late_by_symbol=MappingProxyType(dict(self._late)),
-                rejected_by_symbol=MappingProxyType(dict(self._rejected_symbols)),
+                rejected_by_reason=MappingProxyType(dict(self._rejected + self._live_rejects.by_reason())),
+                late_by_symbol=MappingProxyType(dict(self._late + self._live.late_by_symbol() if self._live_ledgers
+                                                     else self._late)),
+                rejected_by_symbol=MappingProxyType(dict(self._rejected_symbols + self._live_rejects.by_symbol())),
                 candles=MappingProxyType(candles),
                 deletes=self._deletes,
                 version=self._version,

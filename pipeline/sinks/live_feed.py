@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -22,6 +22,8 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from pipeline.domain.live import LiveTick
+from pipeline.domain.live_rejects import LiveReject
+from pipeline.domain.reasons import SHAPE_REASONS
 from pipeline.domain.snapshot import Tick
 from pipeline.domain.state import MarketState
 from pipeline.domain.status import QueryStatus
@@ -36,9 +38,13 @@ RETRY_S = 2.0
 UNLISTED_KEPT = 1_000  # names come from untrusted input: remember (and log) a bounded number
 
 
-def live_tick(value: bytes) -> LiveTick:
+def live_tick(value: bytes) -> LiveTick | LiveReject:
     """One message of the live-ticks topic; raises ValueError/KeyError/TypeError on anything else."""
     fields = json.loads(value)
+    if "reject" in fields:
+        symbol = fields.get("symbol")
+        return LiveReject(str(fields["reject"]), None if symbol is None else str(symbol), str(fields["event_id"]),
+                          int(fields["partition"]), int(fields["offset"]))
     tick = Tick(symbol=str(fields["symbol"]), trade_time=codec.utc_from_micros(int(fields["trade_time_us"])),
                 event_id=str(fields["event_id"]), trade_id=fields.get("trade_id"), price=Decimal(fields["price"]),
                 quantity=int(fields["quantity"]), side=fields.get("side"),
@@ -46,12 +52,26 @@ def live_tick(value: bytes) -> LiveTick:
     return LiveTick(tick, int(fields["partition"]), int(fields["offset"]))
 
 
+def reject_of(live: LiveTick, reason: str) -> LiveReject:
+    return LiveReject(reason, live.tick.symbol, live.tick.event_id, live.partition, live.offset)
+
+
+def as_recorded(reject: LiveReject, listed: Collection[str]) -> LiveReject:
+    """The reason the record gives: an unlisted symbol ranks after the message's shape, before the rest
+    (``pipeline.spark.parse``'s symbol check, which the real-time query leaves to this feed)."""
+    if reject.reason in SHAPE_REASONS or reject.symbol in listed:
+        return reject
+    return replace(reject, reason="unknown_symbol")
+
+
 class LiveFeed:
     """Reads the live-ticks topic into MarketState until :meth:`stop`."""
 
-    def __init__(self, settings: Settings, state: MarketState) -> None:
+    def __init__(self, settings: Settings, state: MarketState, *, ledgers: bool = True) -> None:
         self.settings = settings
         self.state = state
+        self.ledgers = ledgers  # rejects and late ticks into the ledger counts (only beside the record's query)
+        self.rejects = 0  # rejects read
         self.error: str | None = None
         self.skipped = 0  # malformed messages, logged and left out
         self.received = 0  # live ticks read
@@ -95,17 +115,23 @@ class LiveFeed:
             consumer.close()
 
     def _install(self, messages: Iterable[Any]) -> None:
-        ticks = []
+        ticks: list[LiveTick] = []
+        rejects: list[LiveReject] = []
         for message in messages:
             try:
-                ticks.append(live_tick(message.value))
+                read = live_tick(message.value)
+                if isinstance(read, LiveReject):
+                    rejects.append(read)
+                else:
+                    ticks.append(read)
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 self.skipped += 1
                 log.error("live feed: skipped a malformed message at %s/%s offset %s (%s: %s)", message.topic,
                           message.partition, message.offset, type(exc).__name__, str(exc)[:200])
         self.received += len(ticks)
+        self.rejects += len(rejects)
         # A trade dated ahead of this clock by more than the skew the record allows is one the record will
-        # reject (``absurd_trade_time``): never on screen, not even for a moment.
+        # reject (``absurd_trade_time``): never on screen, not even for a moment; in the ledger at once.
         latest_allowed = datetime.now(timezone.utc) + timedelta(seconds=self.settings.max_clock_skew_s)
         ahead = [live for live in ticks if live.tick.trade_time > latest_allowed]
         if ahead:
@@ -117,7 +143,10 @@ class LiveFeed:
             log.warning("live feed: left out symbols not listed in %s.stock: %s", self.settings.database,
                         ", ".join(sorted(symbol[:40] for symbol in unlisted)[:20]))
             self.unlisted |= set(sorted(unlisted)[:max(0, UNLISTED_KEPT - len(self.unlisted))])
-        self.state.apply_live([live for live in ticks if live.tick.symbol in listed], self.settings.candle_lateness_s)
+        rejects += [reject_of(live, "absurd_trade_time") for live in ahead]
+        rejects += [reject_of(live, "unknown_symbol") for live in ticks if live.tick.symbol not in listed]
+        self.state.apply_live([live for live in ticks if live.tick.symbol in listed], self.settings.candle_lateness_s,
+                              [as_recorded(reject, listed) for reject in rejects], ledgers=self.ledgers)
 
     def stop(self) -> None:
         self._stop.set()
@@ -130,7 +159,9 @@ class ReaderWithLiveTicks:
 
     def __init__(self, reader: Any, settings: Settings, state: MarketState) -> None:
         self.reader = reader  # an AggregateReader
-        self.feed = LiveFeed(settings, state)
+        # The record's ledger counts come from MongoDB here, at their own pace and with no Kafka offsets to
+        # confirm a live reject by: counted live too, a reject would count twice for a while.
+        self.feed = LiveFeed(settings, state, ledgers=False)
 
     def start_in_background(self) -> ReaderWithLiveTicks:
         self.reader.start_in_background()

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S, MAX_PRICE, MAX_QUANTITY
+from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S, MAX_PRICE, MAX_QUANTITY, SHAPE_REASONS
 
 # Every document field is read as text: a wrong type then yields a reason instead of a null row. The last
 # three are Debezium's (``after`` is the document as JSON text; an object is taken as its text too).
@@ -166,11 +166,10 @@ FROM timed
 
 # Whether a symbol is listed is checked per micro-batch (the list can change while the stream runs);
 # it ranks after the reasons about the message's shape and before those about price, quantity, time.
-_SYMBOL_CHECK = """
+_SYMBOL_CHECK = f"""
 CASE
-  WHEN op = 'delete' OR reject_reason IN ('not_json', 'unsupported_operation', 'missing_document', 'missing_symbol')
-    THEN reject_reason
-  WHEN NOT array_contains(split('{known}', ','), symbol) THEN 'unknown_symbol'
+  WHEN op = 'delete' OR reject_reason IN ({", ".join(f"'{reason}'" for reason in SHAPE_REASONS)}) THEN reject_reason
+  WHEN NOT array_contains(split('{{known}}', ','), symbol) THEN 'unknown_symbol'
   ELSE reject_reason
 END
 """

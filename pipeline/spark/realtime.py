@@ -1,14 +1,16 @@
-"""The live-ticks query of the default mode: every valid trade, passed on with Spark's real-time trigger.
+"""The live-ticks query of the default mode: every valid trade and every reject, passed on with Spark's
+real-time trigger.
 
 A micro-batch costs 0.5-1 s here whatever its size (offsets, planning, logs, one Spark job). Spark 4.3's
 real-time mode runs one long batch per checkpoint interval whose tasks stream each record through, so a
 trade leaves this query tens of milliseconds after it reached Kafka:
 
-    Kafka (trades) -> parse (the micro-batch query's rules) -> valid ticks -> Kafka (<topic>.live-ticks)
+    Kafka (trades) -> parse (the micro-batch query's rules) -> valid ticks, rejects -> Kafka (<topic>.live-ticks)
 
 It keeps no state: the micro-batch query (``pipeline.spark.microbatch``) stays the record and does
 everything else. The app's ``pipeline.sinks.live_feed.LiveFeed`` reads the live ticks into MarketState,
-which shows them on top of the record until the record has applied them (``pipeline.domain.live``).
+which shows them on top of the record until the record has applied them (``pipeline.domain.live``), and
+counts the rejects in the ledger the same way (``pipeline.domain.live_rejects``). Deletes are the record's alone.
 Each tick carries its trades-topic partition and offset for that. After a crash Spark replays from its last
 checkpoint, so a tick may come twice; the feed keeps one.
 """
@@ -24,7 +26,7 @@ from pyspark.sql.streaming import StreamingQuery
 from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S
 from pipeline.settings import Settings
 from pipeline.sinks import topics
-from pipeline.spark.parse import NO_CLOCK, parse_change_events, valid_ticks
+from pipeline.spark.parse import NO_CLOCK, parse_change_events
 from pipeline.spark.session import spark_session, trades_source
 from pipeline.spark.supervisor import SupervisedQuery
 
@@ -36,22 +38,28 @@ PLAN_VERSION = 2
 
 # Every field bounded, so that a message always fits the live topic (a hostile document with a 1 MB symbol or
 # id must not fail the query on every restart): a listed symbol has at most 32 characters, so a longer one
-# is no stock and not passed on; ids are cut (the record keeps the whole message).
+# is no stock: a reject (``unknown_symbol``, as the record files it); ids are cut (the record keeps the whole
+# message). A reject carries its reason, and its symbol as the ledger keeps it (SET_ASIDE_SYMBOL_CHARS).
 LIVE_TICK_SQL = """
-SELECT symbol AS key, to_json(named_struct(
+SELECT left(symbol, 64) AS key, CASE WHEN reject IS NULL THEN to_json(named_struct(
   'symbol', symbol, 'trade_time_us', unix_micros(trade_time), 'event_id', event_id, 'trade_id', left(trade_id, 128),
   'price', CAST(price AS STRING), 'quantity', quantity, 'side', side, 'ingest_us', unix_micros(ingest_time),
-  'partition', partition, 'offset', offset)) AS value
-FROM {ticks}
-WHERE length(symbol) <= 64
+  'partition', partition, 'offset', offset))
+  ELSE to_json(named_struct('reject', reject, 'symbol', left(symbol, 64), 'event_id', left(event_id, 512),
+  'partition', partition, 'offset', offset)) END AS value
+FROM (
+  SELECT *, CASE WHEN reject_reason IS NULL AND length(symbol) > 64 THEN 'unknown_symbol' ELSE reject_reason END AS reject
+  FROM {parsed}
+  WHERE reject_reason IS NOT NULL OR op IN ('insert', 'update', 'replace')
+)
 """
 
 
 def live_ticks(messages: DataFrame, max_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> DataFrame:
-    """Kafka messages -> (key, value) rows: each valid trade as JSON, keyed by its symbol."""
+    """Kafka messages -> (key, value) rows: each valid trade or reject as JSON, keyed by its symbol."""
     # The trade-time bound against the clock is the feed's (``pipeline.sinks.live_feed``): see ``NO_CLOCK``.
-    ticks = valid_ticks(parse_change_events(messages, max_skew_s=max_skew_s, clock=NO_CLOCK))
-    return messages.sparkSession.sql(LIVE_TICK_SQL, ticks=ticks)
+    parsed = parse_change_events(messages, max_skew_s=max_skew_s, clock=NO_CLOCK)
+    return messages.sparkSession.sql(LIVE_TICK_SQL, parsed=parsed)
 
 
 def checkpoint_dir(settings: Settings) -> Path:

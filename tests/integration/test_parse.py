@@ -5,8 +5,12 @@ from decimal import Decimal
 
 import pytest
 
+from pipeline.domain.live import LiveTick
+from pipeline.domain.live_rejects import LiveReject
 from pipeline.domain.reasons import REJECT_REASONS
+from pipeline.sinks.live_feed import live_tick
 from pipeline.spark.parse import parse_change_events
+from pipeline.spark.realtime import live_ticks
 from tests.events import CLUSTER_SECONDS, change_event, debezium_event, kafka_rows, trade_doc
 
 pytestmark = pytest.mark.spark
@@ -213,3 +217,18 @@ def test_debezium_times_out_of_range_are_rejected_not_fatal(spark):
                          debezium_event(trade_doc("INFY", 10, when=None), ts_ms=-62135510400001)])
     assert rows[0]["cluster_time"] is None and rows[0]["reject_reason"] is None
     assert rows[1]["reject_reason"] == "invalid_trade_time"
+
+
+def test_the_live_ticks_query_passes_on_every_trade_and_every_reject_with_its_reason_and_no_delete(spark):
+    """What the real-time query writes to the live topic, read back as the app's feed reads it: the
+    ledgers count a reject the moment it is parsed (``pipeline.domain.live_rejects``)."""
+    messages = [change_event("ok", trade_doc("INFY", 10)), change_event("neg", trade_doc("INFY", -1)),
+                change_event("gone", None, op="delete"), change_event("long", trade_doc("X" * 1000, 5)),
+                change_event("nosym", {"price": 5})]
+    read = [live_tick(row.value.encode()) for row in live_ticks(kafka_rows(spark, messages)).collect()]
+    [tick] = [r for r in read if isinstance(r, LiveTick)]
+    assert (tick.tick.event_id, tick.tick.price) == ("ok", Decimal("10.0000"))
+    rejects = {r.event_id: r for r in read if isinstance(r, LiveReject)}
+    assert {event_id: (r.reason, r.symbol) for event_id, r in rejects.items()} == {
+        "neg": ("invalid_price", "INFY"), "long": ("unknown_symbol", "X" * 64), "nosym": ("missing_symbol", None)}
+    assert all(r.offset >= 0 for r in rejects.values())
