@@ -33,7 +33,7 @@ import psutil
 
 from bench import cdc, pixel
 from bench.baseline import start_file_query
-from bench.common import bench_settings, machine
+from bench.common import bench_settings, machine, stop_on_sigterm
 from bench.load import PacedLoad
 from bench.probe import FreshnessProbe
 from bench.report import plot, print_tables
@@ -252,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     args = _parser().parse_args(argv)
     if not args.pixel_only:
         _pipeline_bench(args)

@@ -3,11 +3,12 @@ of its own (the stand-in on disk, as ``make run`` starts it): our relay (``CDC_M
 Debezium's MongoDB connector on Kafka Connect (``CDC_MODE=debezium``).
 
 Per path: a warm-up (200 trades/s for 10 s, not reported), then a paced load at each of ``--rates`` (the last
-one held ``--hold`` s: the sustained-throughput test), the micro-batch query in this process feeding a
-MarketState, and per phase
+one held ``--hold`` s: the sustained-throughput test), the queries of ``--stream-mode`` in this process feeding a
+MarketState as the app runs them (the default mode: the record and the live ticks, read back by the feed), and
+per phase
 - insert -> Kafka: the broker's append time (the trades topic is switched to LogAppendTime) less the trade's
   ``trade_time`` (read by the load just before its ``insert_many``), every 10th message;
-- insert -> state: when the trade is counted in the MarketState (``bench.probe``);
+- insert -> state: when the trade is counted in the MarketState (``bench.probe``), by whichever path first;
 - CPU and peak RSS of the stand-in, Kafka and the CDC process (the relay, or the Connect worker's JVM);
 then exactness of count, low, high, NAV and volume per symbol against MongoDB's own ``$group``.
 
@@ -33,15 +34,15 @@ import psutil
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from bench.common import bench_settings
+from bench.common import bench_settings, stop_on_sigterm
 from bench.load import PacedLoad
 from bench.probe import FreshnessProbe
 from bench.resources import ResourceSampler
 from pipeline.domain.state import MarketState
 from pipeline.domain.stocks import NSE_STOCKS
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.settings import PROJECT_ROOT, STREAM_MODES, Settings
 from pipeline.sinks import mongo
-from pipeline.spark.microbatch import MarketJob
+from pipeline.spark.jobs import StreamingJobs
 from pipeline.spark.session import spark_session
 from pipeline.waits import wait_until
 from stack.local import LocalStack
@@ -110,13 +111,13 @@ def run_path(cdc_mode: str, args: argparse.Namespace) -> dict:
     data_dir = PROJECT_ROOT / ".local" / f"bench-cdc-{cdc_mode}"
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = bench_settings(data_dir).with_changes(cdc_mode=cdc_mode, local_mongo_storage="disk",
-                                                     trades_topic=f"benchcdc.{cdc_mode}")
+                                                     trades_topic=f"benchcdc.{cdc_mode}", stream_mode=args.stream_mode)
     local = LocalStack(settings)
     print(f"[bench.cdc] {cdc_mode}: starting its stack", flush=True)
     settings = local.start()
     spark = spark_session(settings)
     state = MarketState()
-    job = MarketJob(settings, state, spark=spark, name=f"bench_cdc_{cdc_mode}").start()
+    job = StreamingJobs(settings, state, spark=spark).start()
     arrival = KafkaArrival(settings)
     resources = ResourceSampler({"MongoDB stand-in": local.services["mongo"].pid(),
                                  "Kafka": local.services["kafka"].pid(),
@@ -137,7 +138,7 @@ def run_path(cdc_mode: str, args: argparse.Namespace) -> dict:
             phases.append(_phase(cdc_mode, rate, duration, load, probe, arrival, resources))
         exact = exactness(client[settings.database], state)
         probe.close()
-        return {"cdc_mode": cdc_mode, "phases": phases, "exact": exact}
+        return {"cdc_mode": cdc_mode, "stream_mode": settings.stream_mode, "phases": phases, "exact": exact}
     finally:
         client.close()
         resources.close()
@@ -189,6 +190,7 @@ def exactness(db, state: MarketState) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
+    print(f"\nSTREAM_MODE={results[0].get('stream_mode', 'microbatch') if results else '?'}")
     print(f"\n{'CDC path @ rate':<24} {'achieved':>9} {'->Kafka p50':>11} {'p99':>7} {'->state p50':>11} {'p99':>7} "
           f"{'CDC CPU':>8} {'CDC RSS':>8} {'stand-in':>8} {'Kafka':>6} {'Spark':>6}")
     for result in results:
@@ -210,12 +212,15 @@ def _ms(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.cdc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paths", type=lambda text: text.split(","), default=["relay", "debezium"])
     parser.add_argument("--rates", type=lambda text: [int(v) for v in text.split(",")], default=[1000, 5000, 10000])
     parser.add_argument("--duration", type=float, default=30, help="seconds of load per rate")
     parser.add_argument("--hold", type=float, default=60, help="seconds of load at the last (highest) rate")
+    parser.add_argument("--stream-mode", choices=STREAM_MODES, default=STREAM_MODES[0],
+                        help="the queries that feed the state (default: the app's default)")
     args = parser.parse_args(argv)
     results = [run_path(mode, args) for mode in args.paths]
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
+import sys
 from pathlib import Path
 
 import psutil
@@ -28,3 +30,9 @@ def machine() -> dict:
             "cpu_model": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                                if line.startswith("model name")), platform.processor()),
             "python": platform.python_version(), "platform": platform.platform()}
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the run as Ctrl-C does: the ``finally`` blocks stop the stack, the app and the browser it
+    started (by default SIGTERM would end the process there and leave them running)."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))

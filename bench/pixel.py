@@ -33,7 +33,7 @@ from pymongo import MongoClient
 
 from bench.appserver import AppServer
 from bench.browser import ELEMENTS, Viewer, Viewers
-from bench.common import bench_settings, machine
+from bench.common import bench_settings, machine, stop_on_sigterm
 from bench.load import LoadRun, PacedLoad
 from bench.pixel_ledgers import ledger_phase
 from bench.pixel_report import delays, print_tables, process_groups, stats
@@ -264,6 +264,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     run(parser().parse_args(argv))
     return 0
 
