@@ -134,8 +134,7 @@ def as_text(row: dict) -> str:
             f"trades today {row['Trades']}")
 
 
-def movers_tables(table: pd.DataFrame) -> None:
-    gainers, losers = movers(table)
+def movers_tables(gainers: pd.DataFrame, losers: pd.DataFrame) -> None:
     left, right = st.columns(2)
     for column, title, frame, empty in ((left, "🚀 Top gainers", gainers, "No stock is up yet."),
                                         (right, "🔻 Top losers", losers, "No stock is down yet.")):
@@ -159,14 +158,14 @@ def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
         return
     # Rebuilt only when the state changed, or every 5 s for the freshness badges.
     stale_after = runtime.settings.stale_after_s
-    table = runtime.view("market_table", (snapshot.version, int(time.time()) // 5),
-                         lambda: market_table(snapshot, stocks, stale_after))
+    key = (snapshot.version, int(time.time()) // 5)
+    table = runtime.view("market_table", key, lambda: market_table(snapshot, stocks, stale_after))
     market_figures(table, snapshot, stale_after)
     shown = shown_rows(table, sectors, watch, only)
     if shown.empty:
         st.caption("No traded stock matches the sector filter and watchlist.")
     market_dataframe(shown, stale_after)
-    movers_tables(table)
+    movers_tables(*runtime.view("market_movers", key, lambda: movers(table)))
     # The table is drawn on a canvas; the same figures in text, for people and browser tests.
     with st.expander("As text"):
         st.text("\n".join(as_text(row) for row in table.to_dict("records")))
