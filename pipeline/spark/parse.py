@@ -44,16 +44,21 @@ from pipeline.domain.reasons import DEFAULT_MAX_CLOCK_SKEW_S, MAX_PRICE, MAX_QUA
 # Every document field is read as text: a wrong type then yields a reason instead of a null row. The last
 # three are Debezium's (``after`` is the document as JSON text; an object is taken as its text too).
 _EVENT_SCHEMA = ("struct<_id:string,operationType:string,clusterTime:string,fullDocument:map<string,string>,"
-                 "op:string,after:string,source:string>")
+                 "op:string,after:string,source:string,stockdashOversize:string>")
+
+
+def _maybe_object(field: str) -> str:
+    """SQL: whether a text may hold a JSON object. Each ``get_json_object`` parses its text afresh (a parser and
+    an 8 KiB buffer a call; over half the Spark executors' time in this query once), so a path is only looked up
+    in a text with a ``{``: any other text has no object to find it in, and the lookup's NULL is known.
+    (``chr(123)`` is ``{``, which the query text cannot hold: ``spark.sql`` formats it with its arguments.)"""
+    return f"instr({field}, chr(123)) > 0"
 
 
 def _number(field: str) -> str:
     """SQL for a decimal from a number, a numeric string or Extended JSON {"$numberX": "..."}."""
-    return (
-        f"try_cast(coalesce(get_json_object({field}, '$.$numberDecimal'), get_json_object({field}, '$.$numberDouble'),"
-        f" get_json_object({field}, '$.$numberLong'), get_json_object({field}, '$.$numberInt'), {field})"
-        " AS DECIMAL(18,4))"
-    )
+    extended = ", ".join(f"get_json_object({field}, '$.$number{kind}')" for kind in ("Decimal", "Double", "Long", "Int"))
+    return f"try_cast(CASE WHEN {_maybe_object(field)} THEN coalesce({extended}, {field}) ELSE {field} END AS DECIMAL(18,4))"
 
 
 # Epoch numbers outside 1900..9999 are not times: converting them would overflow and fail the whole
@@ -67,7 +72,8 @@ def _epoch_millis(expression: str) -> str:
 
 
 # A message the CDC relay wrote in place of a change event too large for the topic (see services.relay).
-_OVERSIZE = "get_json_object(raw, '$.stockdashOversize.bytes') IS NOT NULL"
+# The envelope's parse tells whether the key is there at all; only then is the message parsed again for it.
+_OVERSIZE = "oversize_marked AND get_json_object(raw, '$.stockdashOversize.bytes') IS NOT NULL"
 # The query's clock: ``current_timestamp()``, the batch's time, as epoch microseconds. Spark writes it into the
 # Java it generates for a stage as a literal, new every batch, so each batch compiled the ~1,900-line parse
 # stage again (janino 50-240 ms, twice, then the JIT on the new class). Inside ``java_method`` (an expression
@@ -88,7 +94,10 @@ WITH events AS (
   FROM {{messages}}
 ), envelopes AS (
   SELECT *, e.operationType IS NULL AND e.source IS NOT NULL AS debezium,
-    get_json_object(e.source, '$.ts_ms') AS source_ts_ms, get_json_object(e.source, '$.ord') AS source_ord
+    CASE WHEN {_maybe_object("e.source")} THEN get_json_object(e.source, '$.ts_ms') END AS source_ts_ms,
+    CASE WHEN {_maybe_object("e.source")} THEN get_json_object(e.source, '$.ord') END AS source_ord,
+    CASE WHEN {_maybe_object("e.clusterTime")}
+      THEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) END AS cluster_seconds
   FROM events
 ), documents AS (
   SELECT *,
@@ -102,43 +111,46 @@ WITH events AS (
   SELECT raw, topic, partition, offset, ingest_time, op,
     json_object_keys(raw) IS NULL AS not_json,
     doc IS NULL AS no_document,
-    coalesce(get_json_object(doc['_id'], '$.$oid'), doc['_id']) AS trade_id,
+    CASE WHEN {_maybe_object("doc['_id']")} THEN coalesce(get_json_object(doc['_id'], '$.$oid'), doc['_id'])
+      ELSE doc['_id'] END AS trade_id,
     upper(trim(coalesce(doc['symbol'], doc['stock']))) AS symbol,
     lower(trim(coalesce(doc['side'], doc['type']))) AS side,
     doc['price'] AS price_raw,
     doc['quantity'] AS quantity_raw,
     coalesce(doc['trade_time'], doc['tradeTime'], doc['timestamp']) AS time_raw,
     CASE WHEN debezium THEN {_epoch_millis("try_cast(source_ts_ms AS BIGINT)")}
-      ELSE timestamp_seconds(CASE
-        WHEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) BETWEEN 0 AND 253402300799
-        THEN try_cast(get_json_object(e.clusterTime, '$.$timestamp.t') AS BIGINT) END)
+      ELSE timestamp_seconds(CASE WHEN cluster_seconds BETWEEN 0 AND 253402300799 THEN cluster_seconds END)
     END AS cluster_time,
-    debezium, source_ts_ms, source_ord, e._id AS change_id
+    debezium, source_ts_ms, source_ord, e._id AS change_id, e.stockdashOversize IS NOT NULL AS oversize_marked
   FROM documents
 ), identified AS (
   SELECT *,
     left(coalesce(
       CASE WHEN debezium AND source_ts_ms IS NOT NULL AND source_ord IS NOT NULL
         THEN concat_ws('/', 'debezium', source_ts_ms, source_ord, trade_id) END,
-      get_json_object(change_id, '$._data'), change_id, concat_ws('/', 'kafka', topic, partition, offset)), 512) AS event_id
+      CASE WHEN {_maybe_object("change_id")} THEN get_json_object(change_id, '$._data') END, change_id,
+      concat_ws('/', 'kafka', topic, partition, offset)), 512) AS event_id
   FROM fields
 ), typed AS (
   SELECT *,
     {_number("price_raw")} AS price,
     {_number("quantity_raw")} AS quantity_number,
-    coalesce(get_json_object(time_raw, '$.$date'), time_raw) AS date_text
+    CASE WHEN {_maybe_object("time_raw")} THEN coalesce(get_json_object(time_raw, '$.$date'), time_raw)
+      ELSE time_raw END AS date_text
   FROM identified
+), dated AS (
+  SELECT *, CASE WHEN {_maybe_object("date_text")} THEN get_json_object(date_text, '$.$numberLong') END AS date_millis
+  FROM typed
 ), timed AS (
   SELECT *,
     CASE
       WHEN time_raw IS NULL THEN cluster_time
-      WHEN get_json_object(date_text, '$.$numberLong') IS NOT NULL
-        THEN {_epoch_millis("try_cast(get_json_object(date_text, '$.$numberLong') AS BIGINT)")}
+      WHEN date_millis IS NOT NULL THEN {_epoch_millis("try_cast(date_millis AS BIGINT)")}
       WHEN date_text RLIKE '^-?[0-9]+$' AND length(date_text) >= 10
         THEN {_epoch_millis("try_cast(date_text AS BIGINT)")}
       ELSE try_cast(date_text AS TIMESTAMP)
     END AS trade_time
-  FROM typed
+  FROM dated
 )
 SELECT event_id, op, trade_id, symbol, side, price,
   CAST(coalesce(quantity_number, 1) AS BIGINT) AS quantity,
