@@ -34,7 +34,7 @@ import psutil
 from bench import cdc, pixel
 from bench.baseline import start_file_query
 from bench.common import bench_settings, machine, stop_on_sigterm
-from bench.load import PacedLoad
+from bench.load import LoadProcess, PacedLoad
 from bench.probe import FreshnessProbe
 from bench.report import plot, print_tables
 from bench.resources import ResourceSampler
@@ -64,7 +64,7 @@ class Bench:
         self.t0 = time.time()
 
     # -- helpers --------------------------------------------------------------------------------
-    def _phase(self, name: str, pipeline: str, probe: FreshnessProbe, load: PacedLoad, rate: int,
+    def _phase(self, name: str, pipeline: str, probe: FreshnessProbe, load: PacedLoad | LoadProcess, rate: int,
                duration_s: float, drain_s: float = 120.0) -> dict:
         print(f"[bench] {name}: {rate:,} trades/s for {duration_s:.0f} s", flush=True)
         self.resources.phase = name
@@ -108,7 +108,7 @@ class Bench:
         # 1-3: ours
         state = MarketState()
         job = MarketJob(settings, state, spark=spark).start()
-        sustained = self._micro_batch_phases(state, transactions, prices)
+        sustained = self._micro_batch_phases(settings, state, prices)
         exact = self._exact(client[settings.database], state)
         job.stop()
 
@@ -125,11 +125,20 @@ class Bench:
         client.close()
         return {"sustained_per_s": sustained, "exact": exact, "phases": self.phases, **realtime}
 
-    def _micro_batch_phases(self, state: MarketState, transactions, prices: dict[str, float]) -> int | None:
-        """Warm-up, the comparison rate, the 1,000/s target, then rate steps; returns the highest sustained."""
-        args = self.args
+    def _micro_batch_phases(self, settings: Settings, state: MarketState, prices: dict[str, float]) -> int | None:
+        """Warm-up, the comparison rate, the 1,000/s target, then rate steps; returns the highest sustained.
+        The query runs in this process, so the load runs in one of its own (up to 10,000 trades/s)."""
         probe = FreshnessProbe(state)
-        load = PacedLoad(transactions, prices, probe.expect)
+        load = LoadProcess(settings.effective_mongo_uri, settings.database, prices, probe.expect)
+        self.resources.add("bench: load", load.pid)
+        try:
+            return self._micro_batch_steps(probe, load)
+        finally:
+            load.close()
+            probe.close()
+
+    def _micro_batch_steps(self, probe: FreshnessProbe, load: LoadProcess) -> int | None:
+        args = self.args
         self._phase("warm-up", "ours", probe, load, 200, 5)
         self._phase(f"ours @ {args.compare_rate:,}/s", "ours", probe, load, args.compare_rate, args.duration)
         self._phase("ours @ 1,000/s (target)", "ours", probe, load, 1000, args.duration)
@@ -139,7 +148,6 @@ class Bench:
             if not _sustained(phase, rate):
                 break
             sustained = rate
-        probe.close()
         return sustained
 
     def _realtime(self, settings: Settings, client, prices: dict[str, float]) -> dict:

@@ -1,6 +1,10 @@
 """A paced trade load: random-walk trades inserted at a set rate, each insert's return time recorded
 per symbol so the freshness probe can tell when every trade became visible.
 
+``LoadProcess`` runs it in a process of its own, as traders' inserts come from outside the app: at 10,000
+trades/s the load took a quarter of the bench process's interpreter lock, which the queries' Python side
+(the live feed, the record's batches) needs.
+
 The load must never be what limits the bench. It inserts once a tick (5 ms), everything then due in one
 ``insert_many``, and builds its documents without ``Trade`` objects (no Decimal, one clock reading a batch).
 ``python -m bench.load`` measures it alone: at 10,000 trades/s it used 48 % of a core when it inserted each
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import threading
 import time
@@ -25,6 +30,8 @@ from simulator.trades import SIDES, RandomWalk
 
 TICK_S = 0.005  # one insert_many per 5 ms: at 10,000/s batches of 50, and never more than a tick's delay
 MAX_BATCH = 2000
+# After each insert: when it returned, and per symbol (symbol, its trades inserted so far, of which in this insert).
+OnInsert = Callable[[float, list[tuple[str, int, int]]], None]
 QUANTITIES = (1, 5, 10, 25, 50, 100, 250, 500)  # as RandomWalk.next_trade picks them
 
 
@@ -43,12 +50,12 @@ class LoadRun:
 
 
 class PacedLoad:
-    """``on_insert(symbol, inserted_so_far, returned_at, n)`` is called after each insert, per symbol. With
+    """``on_insert(returned_at, [(symbol, inserted_so_far, n), ...])`` is called after each insert. With
     ``distinct_times`` no two trades of a symbol share a trade time (each a millisecond after the symbol's
     previous one at least), so the latest trade, and NAV, are unambiguous whatever breaks ties."""
 
     def __init__(self, transactions: Collection, start_prices: dict[str, float],
-                 on_insert: Callable[[str, int, float, int], None], seed: int = 1, distinct_times: bool = False) -> None:
+                 on_insert: OnInsert, seed: int = 1, distinct_times: bool = False) -> None:
         self.transactions = transactions
         self.walk = RandomWalk(start_prices, volatility_pct=0.2, seed=seed)
         self.symbols: Sequence[str] = sorted(start_prices)
@@ -97,9 +104,56 @@ class PacedLoad:
                 counts[document["symbol"]] = counts.get(document["symbol"], 0) + 1
             for symbol, n in counts.items():
                 self.sent[symbol] += n
-                self.on_insert(symbol, self.sent[symbol], returned, n)
+            self.on_insert(returned, [(symbol, self.sent[symbol], n) for symbol, n in counts.items()])
             inserted += count
         return LoadRun(rate_per_s, duration_s, inserted, started, time.time(), time.thread_time() - cpu)
+
+
+class LoadProcess:
+    """A :class:`PacedLoad` in a process of its own (the same arguments, a MongoDB URI for the collection);
+    ``on_insert`` is called here, in the thread that calls :meth:`run`, as each insert's report arrives."""
+
+    def __init__(self, mongo_uri: str, database: str, start_prices: dict[str, float], on_insert: OnInsert,
+                 seed: int = 1, distinct_times: bool = False) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that runs a JVM bridge and threads
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, name="bench-load", daemon=True,
+                                        args=(child, mongo_uri, database, start_prices, seed, distinct_times))
+        self._process.start()
+        child.close()
+        self.on_insert = on_insert
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None  # started in __init__
+        return self._process.pid
+
+    def run(self, rate_per_s: int, duration_s: float) -> LoadRun:
+        self._conn.send((rate_per_s, duration_s))
+        while not isinstance(report := self._conn.recv(), LoadRun):
+            self.on_insert(*report)
+        return report
+
+    def close(self) -> None:
+        try:
+            self._conn.send(None)
+        except OSError:
+            pass  # it is gone already
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+        self._conn.close()
+
+
+def _serve(conn, mongo_uri: str, database: str, start_prices: dict[str, float], seed: int,
+           distinct_times: bool) -> None:
+    """The load process: one run per (rate, seconds) received, each insert reported; ``None`` ends it."""
+    client: MongoClient = MongoClient(mongo_uri)
+    with client:
+        load = PacedLoad(client[database]["transaction"], start_prices, lambda *report: conn.send(report), seed=seed,
+                         distinct_times=distinct_times)
+        while (job := conn.recv()) is not None:
+            conn.send(load.run(*job))
 
 
 def main(argv: list[str] | None = None) -> int:

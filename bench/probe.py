@@ -39,10 +39,12 @@ class FreshnessProbe:
         self._thread = threading.Thread(target=self._watch, name="freshness-probe", daemon=True)
         self._thread.start()
 
-    def expect(self, symbol: str, count: int, returned_at: float, n: int) -> None:
-        """The load inserted ``n`` trades of ``symbol``, its ``count`` so far, returning at ``returned_at``."""
+    def expect(self, returned_at: float, inserted: list[tuple[str, int, int]]) -> None:
+        """An insert returned at ``returned_at`` with, per symbol, ``n`` trades, ``count`` so far: ``(symbol,
+        count, n)`` (``bench.load``'s report)."""
         with self._lock:
-            self._pending.setdefault(symbol, deque()).append((count, returned_at, n))
+            for symbol, count, n in inserted:
+                self._pending.setdefault(symbol, deque()).append((count, returned_at, n))
 
     def _watch(self) -> None:
         while not self._stop.is_set():
