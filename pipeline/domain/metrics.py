@@ -132,6 +132,15 @@ class StockAggregate:
         return _rebuild, (self.symbol, dict(self._values))
 
     @classmethod
+    def of_fields(cls, symbol: str, values: dict[str, Any]) -> StockAggregate:
+        """From a dict of exactly the registry's fields, taken as it is (made by this module's folds and merges:
+        no check, no copy)."""
+        aggregate = object.__new__(cls)
+        object.__setattr__(aggregate, "symbol", symbol)
+        object.__setattr__(aggregate, "_values", values)
+        return aggregate
+
+    @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StockAggregate:
         """From any mapping holding ``symbol`` and every field (more keys are ignored)."""
         return cls(row["symbol"], **{name: row[name] for name in FIELD_NAMES})
@@ -158,28 +167,46 @@ def _rebuild(symbol: str, values: dict[str, Any]) -> StockAggregate:
 
 
 def _merge_metric(metric: Metric, old: StockAggregate, new: StockAggregate) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _MERGE_RULES[metric.name](old._values, new._values, out)
+    return out
+
+
+def _merge_rule(metric: Metric) -> Callable[[Mapping[str, Any], Mapping[str, Any], dict[str, Any]], None]:
+    """How one metric's fields of two aggregates combine, written into ``out`` (made once per metric: the live
+    path merges aggregates and candles thousands of times a second)."""
     name = metric.name
     if metric.kind is Kind.SUM:
-        total = getattr(old, name), getattr(new, name)
-        return {name: SUM_CONTEXT.add(*total) if isinstance(total[0], Decimal) else total[0] + total[1]}
-    if metric.kind is Kind.MIN:
-        return {name: min(getattr(old, name), getattr(new, name))}
-    if metric.kind is Kind.MAX:
-        return {name: max(getattr(old, name), getattr(new, name))}
-    keys = [f"{name}_time", f"{name}_event_id", name]
+        def add(a: Mapping[str, Any], b: Mapping[str, Any], out: dict[str, Any]) -> None:
+            x = a[name]
+            out[name] = SUM_CONTEXT.add(x, b[name]) if isinstance(x, Decimal) else x + b[name]
+        return add
+    if not metric.kind.by_time:
+        least_or_greatest = min if metric.kind is Kind.MIN else max
+
+        def extreme(a: Mapping[str, Any], b: Mapping[str, Any], out: dict[str, Any]) -> None:
+            out[name] = least_or_greatest(a[name], b[name])
+        return extreme
+    when, event_id = f"{name}_time", f"{name}_event_id"
     pick = max if metric.kind is Kind.LATEST else min
-    chosen = pick(tuple(getattr(side, key) for key in keys) for side in (old, new))
-    return dict(zip(keys, chosen, strict=True))
+
+    def by_time(a: Mapping[str, Any], b: Mapping[str, Any], out: dict[str, Any]) -> None:
+        out[when], out[event_id], out[name] = pick((a[when], a[event_id], a[name]), (b[when], b[event_id], b[name]))
+    return by_time
+
+
+_MERGE_RULES = {metric.name: _merge_rule(metric) for metric in METRICS}
 
 
 def merge(old: StockAggregate | None, new: StockAggregate) -> StockAggregate:
     """The aggregate of both sets of ticks. Associative and commutative."""
     if old is None:
         return new
+    a, b = old._values, new._values
     values: dict[str, Any] = {}
-    for metric in METRICS:
-        values.update(_merge_metric(metric, old, new))
-    return StockAggregate(old.symbol, **values)
+    for rule in _MERGE_RULES.values():
+        rule(a, b, values)
+    return StockAggregate.of_fields(old.symbol, values)
 
 
 def grown(total: StockAggregate | None, part: StockAggregate | None, bigger: StockAggregate) -> StockAggregate:
@@ -226,7 +253,7 @@ def aggregate_of_run(ticks: Sequence[Any]) -> StockAggregate:
             values[name] = functools.reduce(SUM_CONTEXT.add, parts) if metric.type is Decimal else sum(parts)
         else:
             values[name] = (min if metric.kind is Kind.MIN else max)(of(tick) for tick in ticks)
-    return StockAggregate(ticks[0].symbol, **values)
+    return StockAggregate.of_fields(ticks[0].symbol, values)
 
 
 def aggregate_of(ticks: Iterable[Any]) -> dict[str, StockAggregate]:

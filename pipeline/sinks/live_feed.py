@@ -40,7 +40,7 @@ UNLISTED_KEPT = 1_000  # names come from untrusted input: remember (and log) a b
 
 def live_tick(value: bytes) -> LiveTick | LiveReject:
     """One message of the live-ticks topic; raises ValueError/KeyError/TypeError on anything else."""
-    fields = json.loads(value)
+    fields = json.loads(value.decode())  # from text: json.loads of bytes first sniffs their encoding, each time
     if "reject" in fields:
         symbol = fields.get("symbol")
         return LiveReject(str(fields["reject"]), None if symbol is None else str(symbol), str(fields["event_id"]),
