@@ -55,7 +55,7 @@ class KafkaArrival:
     """Insert -> Kafka of every SAMPLE_EVERY-th message on the trades topic, by the broker's append time.
 
     Read once a phase is over (:meth:`read_new`), not while it runs: the append time is in the message, so
-    reading later measures the same, and the reading (a fifth of this process's CPU at 10,000/s when it
+    reading later measures the same, and the reading (a sixth of this process's busy time at 10,000/s when it
     followed the topic live) no longer competes with the load and the queries for the two cores."""
 
     def __init__(self, settings: Settings) -> None:

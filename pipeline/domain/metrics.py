@@ -166,12 +166,6 @@ def _rebuild(symbol: str, values: dict[str, Any]) -> StockAggregate:
     return StockAggregate(symbol, **values)
 
 
-def _merge_metric(metric: Metric, old: StockAggregate, new: StockAggregate) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    _MERGE_RULES[metric.name](old._values, new._values, out)
-    return out
-
-
 def _merge_rule(metric: Metric) -> Callable[[Mapping[str, Any], Mapping[str, Any], dict[str, Any]], None]:
     """How one metric's fields of two aggregates combine, written into ``out`` (made once per metric: the live
     path merges aggregates and candles thousands of times a second)."""
@@ -222,8 +216,8 @@ def grown(total: StockAggregate | None, part: StockAggregate | None, bigger: Sto
             values[name] = SUM_CONTEXT.add(was, SUM_CONTEXT.subtract(now, before)) if isinstance(now, Decimal) \
                 else was + now - before
         else:
-            values.update(_merge_metric(metric, total, bigger))
-    return StockAggregate(total.symbol, **values)
+            _MERGE_RULES[metric.name](total._values, bigger._values, values)
+    return StockAggregate.of_fields(total.symbol, values)
 
 
 def of_tick(tick: Any) -> StockAggregate:
