@@ -234,6 +234,9 @@ def test_a_late_but_accepted_tick_revises_its_candle(market_job, transactions, f
     transactions.insert_one({"symbol": fresh_symbol, "price": 10, "quantity": 1, "trade_time": earlier})
     transactions.insert_one({"symbol": fresh_symbol, "price": 11, "quantity": 1, "trade_time": now})
     wait_for_trades(market_job, fresh_symbol, 2)
+    # "Revised" is the record's rule: the window had ended, in the symbol's event time, before the batch that
+    # brings the tick. So the record must hold the later trade first (the live ticks can show it sooner).
+    wait_until(lambda: market_job.state.snapshot().live_ticks == 0, timeout=60, what="the record holds both trades")
     transactions.insert_one({"symbol": fresh_symbol, "price": 12, "quantity": 1, "trade_time": earlier + timedelta(seconds=1)})
     wait_for_trades(market_job, fresh_symbol, 3)
     candles = {c.start_s: c for c in market_job.state.snapshot().candles[(fresh_symbol, 60)]}
