@@ -32,6 +32,7 @@ from pipeline.waits import wait_until
 from simulator.trades import validate_trade
 from tests.children import isolated
 from tests.events import CLUSTER_SECONDS, KAFKA_SCHEMA, change_event, kafka_rows, trade_doc
+from tests.modes import wait_for_the_record
 from tests.oracle import OracleTick, expected_metrics, metric_values
 
 pytestmark = pytest.mark.integration
@@ -122,6 +123,7 @@ def test_late_ticks_reach_the_late_kafka_topic(market_job, stack, mongo_client, 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     transactions.insert_one({"symbol": fresh_symbol, "price": 100, "quantity": 1, "trade_time": now})
     wait_for_trades(market_job, fresh_symbol, 1)
+    wait_for_the_record(market_job)  # lateness is judged against what the record held before the late tick's batch
     late_time = now - timedelta(seconds=stack.candle_lateness_s + 600)
     transactions.insert_one({"symbol": fresh_symbol, "price": 90, "quantity": 5, "trade_time": late_time})
     wait_for_trades(market_job, fresh_symbol, 2)

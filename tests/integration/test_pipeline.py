@@ -14,7 +14,7 @@ from pipeline.domain.days import session_start_s
 from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.sinks.ledger import dead_letters
 from pipeline.waits import wait_until
-from tests.modes import DEFAULT_MODE_ONLY
+from tests.modes import DEFAULT_MODE_ONLY, wait_for_the_record
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 5, 9, 15, tzinfo=timezone.utc)
@@ -210,6 +210,7 @@ def test_a_tick_beyond_the_watermark_lands_in_the_late_ledger(market_job, stack,
     now = datetime.now(timezone.utc).replace(microsecond=0)
     transactions.insert_one({"symbol": fresh_symbol, "price": 100, "quantity": 1, "trade_time": now})
     wait_for_trades(market_job, fresh_symbol, 1)
+    wait_for_the_record(market_job)  # lateness is judged against what the record held before the late tick's batch
     late_time = now - timedelta(seconds=stack.candle_lateness_s + 600)
     transactions.insert_one({"symbol": fresh_symbol, "price": 90, "quantity": 5, "trade_time": late_time})
     agg = wait_for_trades(market_job, fresh_symbol, 2)
@@ -236,7 +237,7 @@ def test_a_late_but_accepted_tick_revises_its_candle(market_job, transactions, f
     wait_for_trades(market_job, fresh_symbol, 2)
     # "Revised" is the record's rule: the window had ended, in the symbol's event time, before the batch that
     # brings the tick. So the record must hold the later trade first (the live ticks can show it sooner).
-    wait_until(lambda: market_job.state.snapshot().live_ticks == 0, timeout=60, what="the record holds both trades")
+    wait_for_the_record(market_job)
     transactions.insert_one({"symbol": fresh_symbol, "price": 12, "quantity": 1, "trade_time": earlier + timedelta(seconds=1)})
     wait_for_trades(market_job, fresh_symbol, 3)
     candles = {c.start_s: c for c in market_job.state.snapshot().candles[(fresh_symbol, 60)]}
