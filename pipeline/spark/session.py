@@ -51,7 +51,16 @@ def spark_session(settings: Settings) -> SparkSession:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("WARN")
+    _quiet_logger(spark, "org.apache.spark.sql.execution.streaming.runtime.ProcessingTimeExecutor")
     return spark
+
+
+def _quiet_logger(spark: SparkSession, name: str) -> None:
+    """Errors only from ``name``. A trigger (``TRIGGER_INTERVAL_MS``) is a floor, not a deadline:
+    under load a batch takes longer and the next starts at once, which Spark reports as a warning every batch."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
 
 
 def spark_master(settings: Settings) -> str:
