@@ -46,7 +46,7 @@ class ChangeFeed:
         self.state = state
         self._wake_s = wake_s
         self._lock = threading.Lock()
-        self._version = state.wait_for_change(-1, timeout=0)  # the version now, without waiting
+        self._version = state.version
         self._waiters: set[asyncio.Future[int]] = set()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="stockdash-change-feed", daemon=True)
@@ -191,7 +191,7 @@ def fragment(runtime: AppRuntime, *, idle_s: float | Callable[[], float | None] 
         def run(*args: P.args, **kwargs: P.kwargs) -> None:
             idle = idle_s() if callable(idle_s) else idle_s
             # The version before the body reads the state: a change while drawing is drawn once more.
-            version = runtime.state.snapshot().version
+            version = runtime.state.version
             try:
                 body(*args, **kwargs)
             finally:  # last, so the browser hears of the draw once it is whole; even a failed one, to retry

@@ -281,6 +281,16 @@ class MarketState:
         with self._lock:
             return [report for report in self._reports if report.finished_at >= since]
 
+    @property
+    def version(self) -> int:
+        """The version a snapshot taken now would have, without building one (a snapshot folds every series)."""
+        with self._lock:
+            return self._version
+
+    def recent_ticks_of(self, symbols: Iterable[str]) -> dict[str, tuple[Tick, ...]]:
+        with self._lock:
+            return {symbol: tuple(self._recent.get(symbol, ())) for symbol in symbols}
+
     def wait_for_change(self, after_version: int, timeout: float) -> int:
         """Block until ``version`` exceeds ``after_version`` (or timeout); returns the version."""
         with self._lock:

@@ -142,10 +142,10 @@ class BatchHandler:
         if self.sinks.activity is None:
             return
         now = time.time()
-        recent = self.state.snapshot().recent_ticks
+        recent = self.state.recent_ticks_of({t.symbol for t in ticks})
         try:
-            self.sinks.activity.save(batch_id, {symbol: recent.get(symbol, ()) for symbol in {t.symbol for t in ticks}},
-                                     report, (now - t.ingest_time.timestamp() for t in ticks if t.ingest_time is not None))
+            self.sinks.activity.save(batch_id, recent, report,
+                                     (now - t.ingest_time.timestamp() for t in ticks if t.ingest_time is not None))
         except PyMongoError as exc:
             log.error("batch %d: latest trades and report not persisted (%s: %s)", batch_id, type(exc).__name__,
                       str(exc)[:200])
