@@ -45,6 +45,14 @@ def test_recent_ticks_are_kept_in_trade_time_order_and_bounded():
     apply(state, 0, ticks=ticks[:2])
     apply(state, 1, ticks=ticks[2:])
     assert [t.event_id for t in state.snapshot().recent_ticks["INFY"]] == ["e3", "e4", "e5"]
+    assert state.recent_ticks_of(["INFY", "TCS"]) == {"INFY": state.snapshot().recent_ticks["INFY"], "TCS": ()}
+
+
+def test_the_version_is_the_next_snapshots_without_building_one():
+    state = MarketState()
+    assert state.version == state.snapshot().version
+    apply(state, 0, [agg("INFY", "10")])
+    assert state.version == state.snapshot().version > 0
 
 
 def test_readers_and_a_writer_in_threads_see_consistent_snapshots():
