@@ -6,7 +6,7 @@ query that runs inside this process (started once, see ``ui/runtime.py``).
 
 import streamlit as st
 
-from ui import live, page_switch
+from ui import live, page_switch, push
 from ui.runtime import lifespan
 
 if __name__ == "__main__":  # a run of the script: Streamlit (and AppTest) run it as __main__
@@ -22,8 +22,9 @@ if __name__ == "__main__":  # a run of the script: Streamlit (and AppTest) run i
     navigation.run()
 else:
     # Imported by `streamlit run app.py`, which finds this st.App and serves it: this same script, with
-    # the route that tells open pages when the market changed (ui/live.py) beside Streamlit's own.
+    # the routes that tell open pages when the market changed (ui/live.py) and push the Stock page's
+    # figures (ui/push.py) beside Streamlit's own.
     # The lifespan stops the query, then the local stack this app started, when the server shuts down
     # (also on SIGTERM, which ends uvicorn's process before atexit handlers would run).
     page_switch.install()
-    app = st.App("app.py", routes=live.routes(), lifespan=lifespan)
+    app = st.App("app.py", routes=[*live.routes(), *push.routes()], lifespan=lifespan)

@@ -19,9 +19,10 @@ OPEN_TIMEOUT_MS = 60_000
 # What each kind of viewer measures: element -> where pixel.js notes it ("svg": the chart's marks;
 # "chart": the chart's data arriving over the WebSocket, before it is drawn).
 ELEMENTS = {
-    "market": {"Market: table (price cell)": "canvas"},
-    "stock": {"Stock: figures (price metric)": "metric", "Stock: latest trades": "canvas",
-              "Stock: 1-min candle (chart)": "svg", "Stock: 1-min candle, data in browser": "chart"},
+    "market": {"Market: table (price cell)": "market"},
+    "stock": {"Stock: figures (price metric)": "metric", "Stock: latest trades": "trades",
+              "Stock: 1-min candle (live strip)": "strip", "Stock: 1-min candle (chart)": "svg",
+              "Stock: 1-min candle, data in browser": "chart"},
     # Keyed by the ledger's count on screen, not by a price (``bench.probe_trades.LedgerProbes``).
     "pipeline": {"Pipeline: rejected ledger (count)": "rejected", "Pipeline: late ledger (count)": "late"},
 }

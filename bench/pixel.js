@@ -4,26 +4,18 @@
 // other symbol trades there, so a price on screen is one probe trade and nothing else.
 (() => {
   const PRICE = /^₹(\d{2}\.\d\d)$/;
-  const RUPEE = 0x20b9;
   const CHART = '[data-testid="stVegaLiteChart"]';
   // Only the chart's own message carries this (a column of ui/charts.py's candlestick data).
   const CHART_MARK = new TextEncoder().encode("Readout");
   const CLOSE = /Close: (\d{2}(?:\.\d{1,2})?)(?:;|$)/;
-  const seen = { canvas: {}, metric: {}, chart: {}, svg: {}, rejected: {}, late: {} }; // price text -> first ms
+  // price text -> first ms, per kind of element
+  const seen = { metric: {}, chart: {}, svg: {}, trades: {}, strip: {}, market: {}, rejected: {}, late: {} };
+  // The parts the server pushes (ui/push.js) mark their texts: figure values, trade prices, candles.
+  const PUSHED = { figure: "metric", trade: "trades", market: "market" };
   // The Pipeline page's ledger counts, by their metric's label: count (zero-padded, so that a later count
   // sorts after an earlier one as probe prices do) -> first ms.
   const LEDGERS = { "Rejected (dead letter)": "rejected", "Late ticks": "late" };
   const first = (map, key, at) => { if (!(key in map)) map[key] = at; };
-
-  // The dataframes (glide-data-grid) paint each cell's text on a canvas with fillText: the pixel itself.
-  const fillText = CanvasRenderingContext2D.prototype.fillText;
-  CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
-    if (typeof text === "string" && text.charCodeAt(0) === RUPEE) {
-      const match = PRICE.exec(text);
-      if (match) first(seen.canvas, match[1], Date.now());
-    }
-    return fillText.call(this, text, ...rest);
-  };
 
   // The chart's data on its way, to split the chart's time: Arrow (little-endian float64 columns) inside
   // Streamlit's protobuf message, so the candle's close is the exact double of a probe price in the
@@ -75,6 +67,17 @@
       if (match) first(seen.metric, match[1], at);
     }
   };
+  const pushed = (at) => {
+    for (const element of document.querySelectorAll("[data-live]")) {
+      if (element.dataset.live === "candle") {
+        const match = CLOSE.exec(element.getAttribute("aria-label"));
+        if (match) first(seen.strip, Number(match[1]).toFixed(2), at);
+        continue;
+      }
+      const match = PRICE.exec(element.textContent.trim().replace(/,/g, ""));
+      if (match && PUSHED[element.dataset.live]) first(seen[PUSHED[element.dataset.live]], match[1], at);
+    }
+  };
   const candles = (at) => {
     for (const mark of document.querySelectorAll(`${CHART} svg [aria-label]`)) {
       const match = CLOSE.exec(mark.getAttribute("aria-label"));
@@ -88,6 +91,7 @@
       candles(at);
     }
     metrics(at);
+    pushed(at);
   }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true,
                          attributeFilter: ["aria-label"] });
 

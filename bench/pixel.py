@@ -4,9 +4,9 @@ A local stack of its own (``.local/bench-pixel``), the app served as ``make run`
 mode, its Spark queries in its process), and viewers in Debian's Chromium. Beside a paced background load
 on every other symbol, one probe trade of ASIANPAINT is inserted every ~0.25 s, each at a price no trade
 ever had (₹10.00, ₹10.01, … far below any other symbol). ``bench/pixel.js``, in each page, notes when each
-price first reached the screen: painted on a dataframe's canvas (Market table, latest trades), put in a
-metric (Stock figures), or carried by the chart's data and then drawn by the chart's canvas (the forming
-1-minute candle). The app's own MarketState notes when it took each probe (``bench/app_probe.py``).
+price first reached the screen: written into the pushed parts (Market table, Stock figures, latest trades and
+the live strip's forming candle: ``ui/push.js``), or carried by the candle chart's data and then drawn by the
+chart (the 1-minute candle). The app's own MarketState notes when it took each probe (``bench/app_probe.py``).
 
 A probe counts as shown from the first moment its price, or a later probe's, is on screen: the screen
 then shows a state that includes it (a page that redraws less often than probes come skips prices).

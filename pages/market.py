@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from pipeline.domain.snapshot import MarketSnapshot
-from ui import live
+from ui import live, push
 from ui.exchange import ZONE_NOTE, market_badge
-from ui.format import LIVE, ago, breadth, change_colour, market_table, movers
+from ui.format import change_colour, market_table, movers
+from ui.market_view import market_view
 from ui.runtime import get_runtime, listed_stocks
 from ui.status import show_service_banners
 
@@ -72,21 +72,9 @@ def shown_rows(table: pd.DataFrame, sectors: list[str], watch: list[str], only: 
     return table
 
 
-def market_figures(table: pd.DataFrame, snapshot: MarketSnapshot, stale_after: int) -> None:
-    wide = breadth(table)
-    live = int((table["Freshness"] == LIVE).sum())
-    cols = st.columns(6)
-    cols[0].metric("Stocks traded", f"{len(table):,}")
-    cols[1].metric("Advancers", f"{wide.advancers:,}")
-    cols[2].metric("Decliners", f"{wide.decliners:,}")
-    cols[3].metric("Unchanged", f"{wide.unchanged:,}")
-    cols[4].metric("Trades today", f"{int(table['Trades'].sum()):,}",
-                   help=f"trading day {snapshot.trading_day or '–'} (IST); {snapshot.total_trades:,} since the start")
-    cols[5].metric("Live", f"{live:,} of {len(table):,}", help=f"a stock is stale when its last trade is more than "
-                   f"{stale_after} s old")
-    st.caption(f"Last updated: {ago(snapshot.updated_at)} · "
-               f"{sum(snapshot.rejected_by_reason.values()):,} rejected and "
-               f"{sum(snapshot.late_by_symbol.values()):,} late ticks set aside (see **Pipeline**)")
+def market_figures(view: dict) -> None:
+    push.metrics(view["figures"], per_row=6)
+    st.caption(view["caption"])
 
 
 def market_dataframe(table: pd.DataFrame, stale_after: int) -> None:
@@ -160,11 +148,16 @@ def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
     stale_after = runtime.settings.stale_after_s
     key = (snapshot.version, int(time.time()) // 5)
     table = runtime.view("market_table", key, lambda: market_table(snapshot, stocks, stale_after))
-    market_figures(table, snapshot, stale_after)
-    shown = shown_rows(table, sectors, watch, only)
-    if shown.empty:
-        st.caption("No traded stock matches the sector filter and watchlist.")
-    market_dataframe(shown, stale_after)
+    view = runtime.view("market_view", key, lambda: market_view(snapshot, stocks, stale_after, table=table))
+    if push.route_served():  # the figures and the table follow each change, pushed; the rest reruns
+        push.pushed("market", "market", lambda pushed: market_view(pushed, stocks, stale_after), view,
+                    filter={"sectors": sectors, "watch": watch, "only": only})
+    else:
+        market_figures(view)
+        shown = shown_rows(table, sectors, watch, only)
+        if shown.empty:
+            st.caption("No traded stock matches the sector filter and watchlist.")
+        market_dataframe(shown, stale_after)
     movers_tables(*runtime.view("market_movers", key, lambda: movers(table)))
     # The table is drawn on a canvas; the same figures in text, for people and browser tests.
     with st.expander("As text"):

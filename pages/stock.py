@@ -7,12 +7,13 @@ import streamlit as st
 
 from pipeline.domain.metrics import StockAggregate
 from pipeline.domain.snapshot import MarketSnapshot
-from ui import live
+from ui import live, push
 from ui.charts import ZOOM, candlestick, zoom_of
-from ui.exchange import ZONE_NOTE, ist_text
-from ui.format import ago, candles_frame, day_row, plain, recent_trades
+from ui.exchange import ZONE_NOTE
+from ui.format import candles_frame, plain, recent_trades
 from ui.runtime import get_runtime, listed_stocks
 from ui.status import show_service_banners
+from ui.stock_view import stock_view
 
 INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}  # 15m and 1h are merged from the 1m candles
 PRICE = st.column_config.NumberColumn(format="₹%.2f")
@@ -33,33 +34,20 @@ st.title(f"📈 {plain(symbol)} · {plain(stocks[symbol].company)}")
 st.caption(f"{plain(stocks[symbol].sector)} · {ZONE_NOTE}")
 
 
-def stock_figures(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
-    """The trading day's figures (``pipeline.domain.days``): last price against the previous close, the day's
-    range, VWAP, volume and trades; late and rejected counts since the start."""
-    day = day_row(snapshot, stocks.get(symbol), symbol)
-    late, rejected = snapshot.late_by_symbol.get(symbol, 0), snapshot.rejected_by_symbol.get(symbol, 0)
-    change = f"{day['Change']:+,.2f} ({day['Change %']:+.2f}%)" if day["Change"] is not None else None
-    top, bottom = st.columns(4), st.columns(4)
-    top[0].metric("Last", f"₹{day['Last']:,.2f}", change, help="latest trade's price; change against the previous close")
-    top[1].metric("High", money(day["High"]), help="the trading day's highest price")
-    top[2].metric("Low", money(day["Low"]), help="the trading day's lowest price")
-    top[3].metric("Prev close", money(day["Prev close"]),
-                  help="last price of the previous session seen, else the stock's reference price")
-    bottom[0].metric("VWAP", money(day["VWAP"]), help="the day's volume-weighted average price")
-    bought = f"{day['Buy %']:.0f}% bought" if day["Buy %"] is not None else None
-    bottom[1].metric("Volume", f"{day['Volume'] or 0:,}", bought, delta_color="off",
-                     help="shares traded today; the share bought is the volume of buy-side trades")
-    bottom[2].metric("Trades", f"{day['Trades']:,}", help=f"today; {aggregate.trades:,} since the start")
-    # The sum as the value, the split below it: "12 late · 3 rejected" is too wide for a quarter of the page.
-    bottom[3].metric("Set aside", f"{late + rejected:,}", f"{late:,} late · {rejected:,} rejected", delta_color="off",
-                     delta_arrow="off",
-                     help="late: counted since the start, left out of candles and the day; rejected: not counted")
-    st.caption(f"Trading day {snapshot.trading_day or '–'} · last trade {ist_text(aggregate.last_trade_time)} · "
-               f"updated {ago(snapshot.updated_at)}")
+def stock_figures(view: dict) -> None:
+    """The trading day's figures, the caption and the forming candle (``ui.stock_view``): pushed to the browser
+    at each change where the push route is served, else drawn with Streamlit's own elements."""
+    if push.route_served():
+        push.pushed("figures", f"stock:{symbol}", build_view, view)
+        return
+    push.metrics(view["figures"], per_row=4)
+    st.caption(view["caption"])
+    if candle := view["candle"]:
+        st.caption(f"{candle['title']} · {candle['figures']}")
 
 
-def money(value: object) -> str:
-    return f"₹{value:,.2f}" if isinstance(value, (int, float)) else "–"
+def build_view(snapshot: MarketSnapshot) -> dict | None:
+    return stock_view(snapshot, stocks.get(symbol), symbol)
 
 
 def candle_chart(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
@@ -83,8 +71,11 @@ def candle_chart(aggregate: StockAggregate, snapshot: MarketSnapshot) -> None:
                + ("zoomed: double-click the chart to see the whole day" if zoom else "wheel or drag to zoom"))
 
 
-def latest_trades(snapshot: MarketSnapshot) -> None:
+def latest_trades(snapshot: MarketSnapshot, view: dict) -> None:
     st.subheader("Latest trades")
+    if push.route_served():
+        push.pushed("trades", f"stock:{symbol}", build_view, view)
+        return
     trades = recent_trades(snapshot, symbol)
     if trades.empty:
         st.caption("Trades received since the app started are listed here.")
@@ -106,9 +97,11 @@ def live_stock() -> None:
         if rejected := snapshot.rejected_by_symbol.get(symbol, 0):
             st.caption(f"{rejected:,} rejected messages for {symbol} were set aside (see **Pipeline**).")
         return
-    stock_figures(aggregate, snapshot)
+    view = build_view(snapshot)
+    assert view is not None  # the symbol has an aggregate
+    stock_figures(view)
     candle_chart(aggregate, snapshot)
-    latest_trades(snapshot)
+    latest_trades(snapshot, view)
 
 
 live_stock()

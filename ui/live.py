@@ -19,7 +19,7 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec
 
@@ -112,7 +112,7 @@ def feed_for(state: MarketState) -> ChangeFeed:
         return _feed
 
 
-def _runtime_feed() -> ChangeFeed:
+def runtime_feed() -> ChangeFeed:
     from ui.runtime import get_runtime  # the runtime the pages use (made once per process, or installed)
 
     return feed_for(get_runtime().state)
@@ -120,14 +120,26 @@ def _runtime_feed() -> ChangeFeed:
 
 async def send_changes(socket: WebSocket, feed: ChangeFeed, since: int, round_s: float = 25.0) -> None:
     """Send the version whenever it passes ``since`` (at once if it differs already: the page drew an
-    older one, or a state that was replaced). Returns when the client leaves. Nothing is sent while
-    nothing changes (each wait lasts at most ``round_s``; uvicorn's pings keep the socket alive)."""
+    older one, or a state that was replaced). Returns when the client leaves."""
+    async def version_text(version: int) -> str:
+        return str(version)
+
+    await follow(socket, feed, since, version_text, round_s)
+
+
+async def follow(socket: WebSocket, feed: ChangeFeed, since: int, message: Callable[[int], Awaitable[str | None]],
+                 round_s: float = 25.0, gap_s: float = 0.0) -> None:
+    """Send ``message(version)`` (unless None) whenever the version passes ``since``, at once if it differs
+    already, then at most once per ``gap_s``. Returns when the client leaves. Nothing is sent while nothing
+    changes (each wait lasts at most ``round_s``; uvicorn's pings keep the socket alive)."""
     receiving = asyncio.ensure_future(socket.receive())  # completes when the client disconnects
     try:
         if feed.version != since:
             since = feed.version
-            await socket.send_text(str(since))
+            await _send(socket, await message(since))
         while not receiving.done():
+            if gap_s:
+                await asyncio.wait({receiving}, timeout=gap_s)  # changes meanwhile are sent as one
             waiting = asyncio.ensure_future(feed.wait_past(since, round_s))
             await asyncio.wait({waiting, receiving}, return_when=asyncio.FIRST_COMPLETED)
             if not waiting.done():
@@ -135,11 +147,16 @@ async def send_changes(socket: WebSocket, feed: ChangeFeed, since: int, round_s:
                 break
             if (version := waiting.result()) > since:
                 since = version
-                await socket.send_text(str(since))
+                await _send(socket, await message(since))
     except (WebSocketDisconnect, WebSocketDisconnected, OSError):
-        pass  # the client left while a version was on its way
+        pass  # the client left while a message was on its way
     finally:
         receiving.cancel()
+
+
+async def _send(socket: WebSocket, text: str | None) -> None:
+    if text is not None:
+        await socket.send_text(text)
 
 
 async def changes(socket: WebSocket) -> None:
@@ -148,13 +165,18 @@ async def changes(socket: WebSocket) -> None:
     except ValueError:
         since = -1
     await socket.accept()
-    feed = await asyncio.to_thread(_runtime_feed)  # may take the state's lock: off the event loop
+    feed = await asyncio.to_thread(runtime_feed)  # may take the state's lock: off the event loop
     await send_changes(socket, feed, since)
 
 
-def changes_path() -> str:
+def served_path(path: str) -> str:
+    """``path`` under the server's ``baseUrlPath``, if one is set."""
     base = str(st.get_option("server.baseUrlPath") or "").strip("/")
-    return f"/{base}{CHANGES_PATH}" if base else CHANGES_PATH
+    return f"/{base}{path}" if base else path
+
+
+def changes_path() -> str:
+    return served_path(CHANGES_PATH)
 
 
 @st.cache_resource(show_spinner=False)

@@ -150,6 +150,11 @@ def drawn_chart(page: Page) -> Locator:
     return page.locator("[data-testid='stVegaLiteChart'][role='graphics-document']").first
 
 
+def figure(page: Page, label: str) -> Locator:
+    """One of the Stock page's figures (pushed by the server, ``ui/push.js``), by its label."""
+    return page.get_by_test_id("liveFigure").filter(has=page.get_by_text(label, exact=True))
+
+
 def no_console_errors(page: Page) -> None:
     problems, page.console_problems[:] = list(page.console_problems), []
     assert not problems, "\n".join(problems)
@@ -175,7 +180,7 @@ def test_a_trade_entered_in_the_browser_shows_on_market_and_stock_pages(browser_
                       r"trades today 1\b", timeout_s=DEADLINE_S)
 
     open_page(page, "Stock")  # the first listed stock, ASIANPAINT
-    expect(page.get_by_test_id("stMetric").filter(has_text="Last")).to_contain_text("₹1,234.50", timeout=DEADLINE_S * 1000)
+    expect(figure(page, "Last")).to_contain_text("₹1,234.50", timeout=DEADLINE_S * 1000)
     expect(drawn_chart(page)).to_be_visible()
     expect(page).to_have_url(re.compile(r"/stock\?symbol=ASIANPAINT$"))
     no_console_errors(page)
@@ -185,7 +190,7 @@ def test_a_deep_link_opens_the_stock_page(browser_page: Page, app_url: str):
     page = browser_page
     page.goto(f"{app_url}/stock?symbol=TCS")
     expect(page.get_by_role("heading", level=1)).to_contain_text("TCS · Tata Consultancy Services", timeout=30_000)
-    expect(page.get_by_test_id("stMetric").filter(has_text="Last")).to_contain_text("₹3,500.00", timeout=30_000)
+    expect(figure(page, "Last")).to_contain_text("₹3,500.00", timeout=30_000)
     no_console_errors(page)
 
 
@@ -216,14 +221,14 @@ def test_every_page_is_screenshotted_with_live_data(browser_page: Page, app_sett
 
     market_text(page, r"INFY: last", timeout_s=30)
     set_as_text_open(page, False)
-    expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)  # the table, not the text
+    expect(page.get_by_test_id("liveMarket")).to_be_visible(timeout=30_000)  # the table, not the text
     screenshot(page, screenshots / "market.png")
 
     open_page(page, "Stock")
     choose(page, "Symbol", "INFY")
     expect(page.get_by_role("heading", level=1)).to_contain_text("INFY", timeout=30_000)
     expect(drawn_chart(page)).to_be_visible(timeout=30_000)  # the candles
-    expect(page.get_by_test_id("stMetric").filter(has_text="Last")).to_contain_text("₹", timeout=30_000)
+    expect(figure(page, "Last")).to_contain_text("₹", timeout=30_000)
     screenshot(page, screenshots / "stock.png")
 
     open_page(page, "Pipeline")
@@ -279,7 +284,7 @@ def test_a_zoom_of_the_candles_survives_redraws_and_the_crosshair_shows_a_candle
     zoomed = axis_span_minutes(chart)
     assert zoomed < whole * 0.6, (zoomed, whole)
 
-    trades = page.get_by_test_id("stMetric").filter(has_text="Trades")
+    trades = figure(page, "Trades")
     before = trades.inner_text()
     client = mongo.client(app_settings)  # trades redraw the page (the generator's may still be coming too)
     client[app_settings.database]["transaction"].insert_many(
@@ -313,8 +318,8 @@ def test_market_at_1440_links_to_stock_keeps_the_watchlist_and_charts_in_ist(bro
     page = context.new_page()
     try:
         page.goto(f"{app_url}/?watch=INFY,TCS")
-        frame = page.get_by_test_id("stDataFrame").first
-        expect(frame).to_be_visible(timeout=60_000)
+        table = page.get_by_test_id("liveMarket")
+        expect(table).to_be_visible(timeout=60_000)
         watchlist = page.get_by_test_id("stMultiSelect").filter(has_text="Watchlist")
         expect(watchlist).to_contain_text("INFY", timeout=10_000)
         expect(watchlist).to_contain_text("TCS")
@@ -322,9 +327,8 @@ def test_market_at_1440_links_to_stock_keeps_the_watchlist_and_charts_in_ist(bro
         expect(page.get_by_text(re.compile(r"NSE (open|closed)"))).to_be_visible()
         page.screenshot(path=screenshots / "market-1440.png")
         assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
-        # Nor does the table scroll sideways inside itself (it is drawn on a canvas in a scroller).
-        scroller = frame.locator(".dvn-scroller").first
-        expect(scroller).to_be_attached()
+        # Nor does the table scroll sideways inside itself (it sits in a scroller for narrow screens).
+        scroller = page.locator(".sd-scroll").filter(has=table)
         assert scroller.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), scroller.evaluate(
             "e => [e.scrollWidth, e.clientWidth]")
 
@@ -333,20 +337,13 @@ def test_market_at_1440_links_to_stock_keeps_the_watchlist_and_charts_in_ist(bro
         expect(page.get_by_test_id("stMultiSelect").filter(has_text="Watchlist")).to_contain_text("TCS",
                                                                                                    timeout=30_000)
 
-        # Only INFY in the table: its symbol cell is the first one; it opens the Stock page.
+        # Only INFY in the table; its symbol is a link to its Stock page.
         page.goto(f"{app_url}/?watch=INFY&only=watchlist")
         expect(page.get_by_role("switch", name="Watchlist only")).to_be_checked(timeout=60_000)
-        frame = page.get_by_test_id("stDataFrame").first
-        expect(frame).to_be_visible(timeout=30_000)
-        box = frame.bounding_box()
-        assert box is not None
-        x, y = box["x"] + 24, box["y"] + 35 + 17  # below the header row, on "INFY"
-        page.mouse.move(x, y)
-        # The grid is a canvas: it shows a pointer once it has laid the link out under the mouse.
-        expect(frame.locator("canvas").first).to_have_css("cursor", "pointer", timeout=10_000)
-        with context.expect_page(timeout=30_000) as opened:
-            page.mouse.click(x, y)
-        stock = opened.value
+        table = page.get_by_test_id("liveMarket")
+        expect(table.locator("tbody tr")).to_have_count(1, timeout=30_000)
+        table.get_by_role("link", name="INFY").click()
+        stock = page
         expect(stock).to_have_url(re.compile(r"/stock\?symbol=INFY$"), timeout=30_000)
         expect(stock.get_by_role("heading", level=1)).to_contain_text("INFY", timeout=30_000)
 
@@ -378,8 +375,10 @@ def test_every_page_fits_a_phone_and_a_desktop(browser_page: Page, app_url: str,
             for name, path in PAGE_PATHS.items():
                 page.goto(f"{app_url}{path}{'?symbol=INFY' if name == 'Stock' else ''}")
                 expect(page.get_by_role("heading", level=1)).to_be_visible(timeout=60_000)
-                if name in ("Market", "Stock"):
-                    expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=60_000)
+                if name == "Market":  # the table, pushed
+                    expect(page.get_by_test_id("liveMarket")).to_be_visible(timeout=60_000)
+                if name == "Stock":  # the latest trades, pushed
+                    expect(page.get_by_test_id("liveTrades")).to_be_visible(timeout=60_000)
                 screenshot(page, screenshots / f"{name.lower()}-{width}.png")
                 assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), (
                     name, width, page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]"))

@@ -125,7 +125,7 @@ def test_a_page_that_drew_another_version_hears_the_current_one_at_once(feed):
 @pytest.fixture
 def served(feed: live.ChangeFeed, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The route on a real uvicorn server (as st.App serves it), on ``feed``'s state."""
-    monkeypatch.setattr(live, "_runtime_feed", lambda: feed)
+    monkeypatch.setattr(live, "runtime_feed", lambda: feed)
     server = uvicorn.Server(uvicorn.Config(Starlette(routes=live.routes()), host="127.0.0.1", port=free_port(),
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

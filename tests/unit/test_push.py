@@ -1,0 +1,121 @@
+"""The Stock page's pushed part without a browser: its view as plain texts (``ui.stock_view``), and the route
+that sends it (``ui.push``) over a real WebSocket: only for a symbol a page has shown, at once, again after a
+change of the symbol, and not for a change that leaves the symbol's view as it was."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from pipeline.domain.candles import Candle
+from pipeline.domain.snapshot import BatchResult, Tick
+from pipeline.domain.state import MarketState
+from pipeline.waits import wait_until
+from stack.process import free_port
+from tests.unit.test_ui_views import STOCKS, T0, agg
+from ui import live, push
+from ui.market_view import compact, market_view
+from ui.stock_view import stock_view
+
+
+def apply(state: MarketState, batch_id: int, *aggregates, ticks=()) -> MarketState:
+    """The record's batch of these aggregates (each with its 1-minute candle) and ticks."""
+    candles = [Candle(a.symbol, 60, int(a.open_time.timestamp()) // 60 * 60, a) for a in aggregates]
+    state.apply_batch(BatchResult(batch_id, tuple(state.merged_with(batch_id, aggregates)),
+                                  tuple(state.merged_candles(batch_id, candles, {})), tuple(ticks)))
+    return state
+
+
+def tick(symbol: str, seconds: int, price: str) -> Tick:
+    return Tick(symbol, T0 + timedelta(seconds=seconds), f"e-{symbol}-{seconds}", f"t{seconds}", Decimal(price), 3,
+                "buy", T0 + timedelta(seconds=seconds, milliseconds=5))
+
+
+def test_the_view_holds_the_days_figures_the_candle_and_the_latest_trades_as_text():
+    ticks = [tick("AAA", 1, "100"), tick("AAA", 2, "1110")]
+    snapshot = apply(MarketState(), 0, agg("AAA", "100", "1110", volume=10), ticks=ticks).snapshot()
+    view = stock_view(snapshot, STOCKS["AAA"], "AAA", now=T0.timestamp() + 30)
+    assert view is not None and view["version"] == snapshot.version
+    figures = {f["label"]: f for f in view["figures"]}  # type: ignore[union-attr]
+    assert list(figures) == ["Last", "High", "Low", "Prev close", "VWAP", "Volume", "Trades", "Set aside"]
+    assert (figures["Last"]["value"], figures["Last"]["delta"]) == ("₹1,110.00", "+1,010.00 (+1010.00%)")
+    assert (figures["Prev close"]["value"], figures["Set aside"]["value"]) == ("₹100.00", "0")
+    assert figures["Set aside"]["tone"] == "off"
+    candle = view["candle"]
+    assert candle["title"].startswith("Forming 1-minute candle · 14:45 IST")  # type: ignore[index]
+    assert "C ₹1,110.00" in candle["figures"]  # type: ignore[index]
+    assert candle["strip"][-1]["label"].endswith("Close: 1110.00")  # type: ignore[index]
+    trades = view["trades"]
+    assert [t["Price"] for t in trades] == ["₹1,110.00", "₹100.00"]  # type: ignore[union-attr]
+    assert trades[0]["Trade time (IST)"] == "2025-11-24 14:45:02.000"  # type: ignore[index]
+    later = stock_view(snapshot, STOCKS["AAA"], "AAA", now=T0.timestamp() + 120)
+    assert later["candle"]["title"].startswith("Last 1-minute candle")  # type: ignore[index]
+    assert stock_view(snapshot, STOCKS["BBB"], "BBB") is None  # no trade yet
+
+
+def test_the_market_view_has_a_row_of_texts_per_stock_with_its_tone_and_sort_keys():
+    ticks = [tick("AAA", i, str(100 + i)) for i in range(3)]
+    snapshot = apply(MarketState(), 0, agg("AAA", "100", "110", volume=25_000), agg("BBB", "100", "95"),
+                     ticks=ticks).snapshot()
+    view = market_view(snapshot, STOCKS, stale_after_s=60, now=T0.timestamp() + 30)
+    headers = [c["header"] for c in view["columns"]]  # type: ignore[union-attr]
+    assert headers[:5] == ["Symbol", "Sector", "Last", "Chg ₹", "Chg %"] and headers[-1] == "Fresh"
+    aaa, bbb = view["rows"]  # type: ignore[misc]
+    cells = dict(zip(headers, aaa["cells"], strict=True))
+    assert (aaa["symbol"], aaa["tone"], bbb["tone"]) == ("AAA", "up", "down")
+    assert (cells["Last"], cells["Chg ₹"], cells["Chg %"], cells["Vol"]) == ("₹110.00", "+10.00", "+10.00%", "25K")
+    assert cells["Time"] == "14:45:00" and cells["Trend"] == "" and aaa["trend"] == [100.0, 101.0, 102.0]
+    sort = dict(zip(headers, aaa["sort"], strict=True))
+    assert (sort["Last"], sort["Symbol"], sort["Trend"]) == (110.0, "AAA", None)
+    figures = {f["label"]: f["value"] for f in view["figures"]}  # type: ignore[union-attr]
+    assert (figures["Stocks traded"], figures["Advancers"], figures["Decliners"]) == ("2", "1", "1")
+    assert [compact(n) for n in (999, 22_000, 1_250_000)] == ["999", "22K", "1.2M"]
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, MarketState]]:
+    """The push route on a real uvicorn server (as st.App serves it), on a state holding AAA and BBB."""
+    state = apply(MarketState(), 0, agg("AAA", "100", "110"), agg("BBB", "50", "55"))
+    feed = live.ChangeFeed(state, wake_s=0.2)
+    views = push.PushedViews()
+    views.allow("stock:AAA", lambda snapshot: stock_view(snapshot, STOCKS["AAA"], "AAA"))
+    monkeypatch.setattr(live, "runtime_feed", lambda: feed)
+    monkeypatch.setattr(push, "pushed_views", lambda: views)
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=push.routes()), host="127.0.0.1", port=free_port(),
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, timeout=10, what="uvicorn serving the route")
+        yield f"ws://127.0.0.1:{server.config.port}{push.VIEW_PATH}", state
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        feed.close()
+
+
+def test_the_route_sends_the_view_at_once_and_after_each_change_of_the_symbol(served):
+    url, state = served
+    with connect(f"{url}?of=stock:AAA", open_timeout=5) as client:
+        first = json.loads(client.recv(timeout=5))
+        assert first["symbol"] == "AAA" and first["figures"][0]["value"] == "₹110.00"
+        # Another symbol's trade moves the version, not AAA's view: nothing is sent for it.
+        apply(state, 1, agg("BBB", "55", "56", when=T0 + timedelta(seconds=5)))
+        apply(state, 2, agg("AAA", "110", "120", when=T0 + timedelta(seconds=10)))
+        second = json.loads(client.recv(timeout=5))
+        assert second["figures"][0]["value"] == "₹120.00" and second["version"] == state.version
+
+
+def test_the_route_refuses_a_view_no_page_has_drawn(served):
+    url, _ = served
+    with pytest.raises(InvalidStatus, match="403"):
+        connect(f"{url}?of=stock:BBB", open_timeout=5)
