@@ -135,7 +135,7 @@ def movers_tables(gainers: pd.DataFrame, losers: pd.DataFrame) -> None:
 
 
 # Redrawn when the market changed; and every 5 s, the freshness badges' step, for the ages and badges.
-@live.fragment(runtime, idle_s=5)
+@live.fragment(runtime, idle_s=5, gap_s=push.REST_OF_PAGE_S)
 def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
     show_service_banners(runtime)
     st.caption(f"{market_badge(datetime.now(timezone.utc))} · {ZONE_NOTE}")
@@ -148,7 +148,7 @@ def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
     stale_after = runtime.settings.stale_after_s
     key = (snapshot.version, int(time.time()) // 5)
     table = runtime.view("market_table", key, lambda: market_table(snapshot, stocks, stale_after))
-    view = runtime.view("market_view", key, lambda: market_view(snapshot, stocks, stale_after, table=table))
+    view = runtime.view("market_view", key, lambda: market_view(snapshot, stocks, stale_after))
     if push.route_served():  # the figures and the table follow each change, pushed; the rest reruns
         push.pushed("market", "market", lambda pushed: market_view(pushed, stocks, stale_after), view,
                     filter={"sectors": sectors, "watch": watch, "only": only})

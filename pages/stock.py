@@ -87,7 +87,7 @@ def latest_trades(snapshot: MarketSnapshot, view: dict) -> None:
     })
 
 
-@live.fragment(runtime, idle_s=5)  # and every 5 s for "updated … ago" and the banners
+@live.fragment(runtime, idle_s=5, gap_s=push.REST_OF_PAGE_S)  # and every 5 s for "updated … ago" and the banners
 def live_stock() -> None:
     show_service_banners(runtime)
     snapshot = runtime.state.snapshot()

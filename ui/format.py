@@ -70,6 +70,12 @@ def day_row(snapshot: MarketSnapshot, stock: Stock | None, symbol: str) -> dict[
 
 def market_table(snapshot: MarketSnapshot, stocks: Mapping[str, Stock], stale_after_s: float,
                  now: float | None = None) -> pd.DataFrame:
+    return pd.DataFrame(market_records(snapshot, stocks, stale_after_s, now), columns=MARKET_COLUMNS)
+
+
+def market_records(snapshot: MarketSnapshot, stocks: Mapping[str, Stock], stale_after_s: float,
+                   now: float | None = None) -> list[dict[str, object]]:
+    """One row per traded stock, by symbol: its day (``day_row``), company, sector, trend and freshness."""
     rows = []
     for symbol, agg in sorted(snapshot.stocks.items()):
         stock = stocks.get(symbol)
@@ -83,7 +89,7 @@ def market_table(snapshot: MarketSnapshot, stocks: Mapping[str, Stock], stale_af
             "Trend": sparkline(snapshot, symbol),
             "Freshness": freshness_badge(agg.last_trade_time, stale_after_s, now),
         })
-    return pd.DataFrame(rows, columns=MARKET_COLUMNS)
+    return rows
 
 
 def change_colour(value: object) -> str:

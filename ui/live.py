@@ -199,11 +199,13 @@ def _component() -> Callable[..., object]:
 
 
 def fragment(runtime: AppRuntime, *, idle_s: float | Callable[[], float | None] | None = None,
-             ) -> Callable[[Callable[P, None]], Callable[P, None]]:
+             gap_s: float | None = None) -> Callable[[Callable[P, None]], Callable[P, None]]:
     """``@st.fragment`` that reruns when ``runtime.state`` moves (at most once per DASHBOARD_REFRESH_MS
-    while changes flow) and, if ``idle_s`` is given (a number, or a function asked at each run), after
-    that many seconds without a change; every DASHBOARD_REFRESH_MS where the push route is not served."""
+    while changes flow, or per ``gap_s`` if longer: a page whose moving values are pushed, ``ui/push.py``)
+    and, if ``idle_s`` is given (a number, or a function asked at each run), after that many seconds without
+    a change; every DASHBOARD_REFRESH_MS where the push route is not served."""
     refresh_s = runtime.settings.dashboard_refresh_ms / 1000
+    rest_s = max(refresh_s, gap_s or 0)
 
     def decorate(body: Callable[P, None]) -> Callable[P, None]:
         if not route_served().is_set():
@@ -217,7 +219,7 @@ def fragment(runtime: AppRuntime, *, idle_s: float | Callable[[], float | None] 
             try:
                 body(*args, **kwargs)
             finally:  # last, so the browser hears of the draw once it is whole; even a failed one, to retry
-                watch(body.__name__, version, idle, refresh_s)
+                watch(body.__name__, version, idle, rest_s)
 
         return st.fragment(run)
 

@@ -8,11 +8,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-import pandas as pd
-
 from pipeline.domain.snapshot import MarketSnapshot
 from pipeline.domain.stocks import Stock
-from ui.format import LIVE, ago, breadth, market_table
+from ui.format import LIVE, ago, market_records
 from ui.stock_view import Figure, money
 
 
@@ -54,7 +52,7 @@ def compact(value: float) -> str:
 
 
 def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def cell_text(kind: str, value: object) -> str:
@@ -81,31 +79,32 @@ def sort_key(kind: str, value: object) -> object:
     return float(value) if kind != "text" else str(value)  # type: ignore[arg-type]
 
 
-def rows(table: pd.DataFrame, shown: list[Column]) -> list[dict[str, object]]:
+def rows(records: list[dict[str, object]], shown: list[Column]) -> list[dict[str, object]]:
     result = []
-    for row in table.to_dict("records"):
+    for row in records:
         change = row["Change %"]
         result.append({
             "symbol": row["Symbol"], "sector": row["Sector"],
-            "tone": "" if _missing(change) or change == 0 else "up" if change > 0 else "down",
+            "tone": "" if _missing(change) or change == 0 else "up" if change > 0 else "down",  # type: ignore[operator]
             "cells": [cell_text(c.kind, row[c.key]) for c in shown],
             "sort": [sort_key(c.kind, row[c.key]) for c in shown],
-            "trend": [round(price, 2) for price in row["Trend"]],
+            "trend": [round(price, 2) for price in row["Trend"]],  # type: ignore[attr-defined]
         })
     return result
 
 
-def figures(table: pd.DataFrame, snapshot: MarketSnapshot, stale_after_s: float) -> list[Figure]:
-    wide = breadth(table)
-    live = int((table["Freshness"] == LIVE).sum())
+def figures(records: list[dict[str, object]], snapshot: MarketSnapshot, stale_after_s: float) -> list[Figure]:
+    changes = [row["Change %"] or 0 for row in records]
+    live = sum(row["Freshness"] == LIVE for row in records)
+    traded = len(records)
     return [
-        Figure("Stocks traded", f"{len(table):,}"),
-        Figure("Advancers", f"{wide.advancers:,}"),
-        Figure("Decliners", f"{wide.decliners:,}"),
-        Figure("Unchanged", f"{wide.unchanged:,}"),
-        Figure("Trades today", f"{int(table['Trades'].sum()):,}",
+        Figure("Stocks traded", f"{traded:,}"),
+        Figure("Advancers", f"{sum(c > 0 for c in changes):,}"),  # type: ignore[operator]
+        Figure("Decliners", f"{sum(c < 0 for c in changes):,}"),  # type: ignore[operator]
+        Figure("Unchanged", f"{sum(c == 0 for c in changes):,}"),
+        Figure("Trades today", f"{sum(int(row['Trades']) for row in records):,}",  # type: ignore[call-overload]
                help=f"trading day {snapshot.trading_day or '–'} (IST); {snapshot.total_trades:,} since the start"),
-        Figure("Live", f"{live:,} of {len(table):,}",
+        Figure("Live", f"{live:,} of {traded:,}",
                help=f"a stock is stale when its last trade is more than {stale_after_s:g} s old"),
     ]
 
@@ -116,16 +115,15 @@ def caption(snapshot: MarketSnapshot, now: float | None = None) -> str:
 
 
 def market_view(snapshot: MarketSnapshot, stocks: Mapping[str, Stock], stale_after_s: float,
-                now: float | None = None, table: pd.DataFrame | None = None) -> dict[str, object]:
-    """Everything the live part of the Market page shows, as JSON-ready data (``table``: the snapshot's
-    market table, if the caller has it)."""
-    if table is None:
-        table = market_table(snapshot, stocks, stale_after_s, now)
+                now: float | None = None) -> dict[str, object]:
+    """Everything the live part of the Market page shows, as JSON-ready data (no pandas: it is built at each
+    push, up to 20 times a second)."""
+    records = market_records(snapshot, stocks, stale_after_s, now)
     shown = columns(stale_after_s)
     return {
         "version": snapshot.version,
-        "figures": [asdict(figure) for figure in figures(table, snapshot, stale_after_s)],
+        "figures": [asdict(figure) for figure in figures(records, snapshot, stale_after_s)],
         "caption": caption(snapshot, now),
         "columns": [{"header": c.header, "help": c.help, "kind": c.kind} for c in shown],
-        "rows": rows(table, shown),
+        "rows": rows(records, shown),
     }

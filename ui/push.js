@@ -105,29 +105,36 @@ function drawCandle(box, candle) {
   const high = Math.max(...candle.strip.map((c) => c.high));
   const y = (price) => high === low ? STRIP.height / 2
     : STRIP.pad + (high - price) / (high - low) * (STRIP.height - 2 * STRIP.pad);
-  const bars = candle.strip.map((c, i) => {
+  // The bars are kept and only their changed attributes written: most pushes move the last one only.
+  candle.strip.forEach((c, i) => {
     const x = (STRIP.width / STRIP.slot - candle.strip.length + i) * STRIP.slot;
-    const bar = document.createElementNS(SVG, "g");
-    bar.setAttribute("class", c.close >= c.open ? "sd-bar sd-up" : "sd-bar sd-down");
-    bar.setAttribute("aria-label", c.label);
-    bar.dataset.live = "candle";
-    bar.appendChild(document.createElementNS(SVG, "title")).textContent = c.label;
-    const wick = bar.appendChild(document.createElementNS(SVG, "line"));
-    for (const [name, value] of [["x1", x + STRIP.slot / 2], ["x2", x + STRIP.slot / 2], ["y1", y(c.high)], ["y2", y(c.low)]]) {
-      wick.setAttribute(name, value);
-    }
-    const body = bar.appendChild(document.createElementNS(SVG, "rect"));
+    const bar = strip.children[i] || strip.appendChild(candleBar());
+    const [title, wick, body] = bar.children;
     const top = y(Math.max(c.open, c.close));
-    for (const [name, value] of [["x", x + 2], ["width", STRIP.slot - 4], ["y", top],
-                                 ["height", Math.max(1, y(Math.min(c.open, c.close)) - top)]]) {
-      body.setAttribute(name, value);
-    }
-    return bar;
+    setAttributes(bar, { class: c.close >= c.open ? "sd-bar sd-up" : "sd-bar sd-down", "aria-label": c.label });
+    setText(title, c.label);
+    setAttributes(wick, { x1: x + STRIP.slot / 2, x2: x + STRIP.slot / 2, y1: y(c.high), y2: y(c.low) });
+    setAttributes(body, { x: x + 2, width: STRIP.slot - 4, y: top,
+                          height: Math.max(1, y(Math.min(c.open, c.close)) - top) });
   });
-  strip.replaceChildren(...bars);
+  while (strip.children.length > candle.strip.length) strip.lastChild.remove();
 }
 
-function drawTrades(root, view) {
+function candleBar() {
+  const bar = document.createElementNS(SVG, "g");
+  bar.dataset.live = "candle";
+  for (const tag of ["title", "line", "rect"]) bar.appendChild(document.createElementNS(SVG, tag));
+  return bar;
+}
+
+function setAttributes(node, values) {
+  for (const [name, value] of Object.entries(values)) {
+    const text = typeof value === "number" ? value.toFixed(2) : value;
+    if (node.getAttribute(name) !== text) node.setAttribute(name, text);
+  }
+}
+
+function drawTrades(root, view, part) {
   if (!root.firstChild) {
     element("div", "sd-caption", root);
     const table = element("table", "sd-table", element("div", "sd-scroll", root));
@@ -146,16 +153,27 @@ function drawTrades(root, view) {
   if (head.cells.length !== columns.length) {
     head.replaceChildren(...columns.map((name) => { const th = element("th"); th.textContent = name; return th; }));
   }
-  const rows = trades.map((trade) => {
-    const row = element("tr");
-    for (const name of columns) {
-      const cell = element("td", "", row);
-      cell.textContent = trade[name];
-      if (name === "Price") cell.dataset.live = "trade";
+  // Rows are kept by trade (its event id): a push adds the new trades on top and drops the oldest.
+  const body = table.tBodies[0];
+  const rows = part.rows || (part.rows = new Map());
+  const kept = new Set();
+  trades.forEach((trade, position) => {
+    const id = trade["Event id"];
+    let row = rows.get(id);
+    if (!row) {
+      rows.set(id, row = element("tr"));
+      for (const name of columns) {
+        const cell = element("td", "", row);
+        cell.textContent = trade[name];
+        if (name === "Price") cell.dataset.live = "trade";
+      }
     }
-    return row;
+    if (body.children[position] !== row) body.insertBefore(row, body.children[position] || null);
+    kept.add(id);
   });
-  table.tBodies[0].replaceChildren(...rows);
+  for (const [id, row] of rows) {
+    if (!kept.has(id)) { row.remove(); rows.delete(id); }
+  }
 }
 
 const NUMERIC = new Set(["price", "signed", "percent", "compact", "share"]);

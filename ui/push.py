@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 VIEW_PATH = "/_stockdash/view"
 PUSH_GAP_S = 0.05  # at most 20 pushes a second to one page: more is not seen, and costs the browser
+# While trades flow, the rest of a page with pushed parts (the candle chart, the movers) redraws at most this
+# often: a rerun costs the browser ~125 ms of its main thread and the server a run of the page, and five
+# open pages redrawing twice a second took the 2 cores from the pushes (measured in docs/benchmarks.md).
+REST_OF_PAGE_S = 2.0
 _JS, _CSS = Path(__file__).with_suffix(".js"), Path(__file__).with_suffix(".css")
 Build = Callable[["MarketSnapshot"], "dict[str, object] | None"]
 
