@@ -167,3 +167,25 @@ def test_live_fragments_fall_back_to_a_timer_without_the_route(monkeypatch):
 
     assert live.fragment(Runtime(), idle_s=5)(body) is body  # type: ignore[arg-type]
     assert calls == [{"run_every": 0.5}]
+
+
+def test_a_page_with_pushed_parts_reruns_for_changes_at_its_longer_gap(monkeypatch):
+    """The browser's component hears the gap: DASHBOARD_REFRESH_MS, or the fragment's gap_s if longer."""
+    heard = []
+    monkeypatch.setattr(live.st, "fragment", lambda body=None, **options: body)
+    monkeypatch.setattr(live, "watch", lambda name, version, idle, gap: heard.append((name, idle, gap)))
+    live.route_served().set()
+    try:
+        class Runtime:
+            settings = type("Settings", (), {"dashboard_refresh_ms": 500})()
+            state = MarketState()
+
+        def pushed() -> None: ...
+
+        def plain() -> None: ...
+
+        live.fragment(Runtime(), idle_s=5, gap_s=2.0)(pushed)()  # type: ignore[arg-type]
+        live.fragment(Runtime(), idle_s=5, gap_s=0.1)(plain)()  # type: ignore[arg-type]
+    finally:
+        live.route_served().clear()
+    assert heard == [("pushed", 5, 2.0), ("plain", 5, 0.5)]
