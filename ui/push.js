@@ -1,10 +1,11 @@
-// The browser half of ui/push.py: draw a part of the Stock page from the view its run passed, then from
-// every newer view the server pushes, without a rerun. Texts come final from the server and are only ever
+// The browser half of ui/push.py: draw a part of a page (the Market table and figures; a Stock page's
+// figures and candle strip, or its latest trades) from the view its run passed, then from every newer view
+// the server pushes, without a rerun. Texts come final from the server and are only ever
 // placed as text (textContent, attributes), never parsed as HTML.
 //
 // Streamlit calls the default export at every rerun of the fragment and only the cleanup of the last call
 // when the component unmounts; the module is loaded once per page. So the parts (by component key) and the
-// sockets they share (one per symbol) live in this module.
+// sockets they share (one per view) live in this module.
 const feeds = new Map(); // socket path -> Feed
 const parts = new Map(); // component key -> Part
 const MAX_BACKOFF_MS = 10000;
@@ -86,11 +87,11 @@ function drawGrid(grid, figures) {
     }
     const [label, value, delta] = cell.children;
     setText(label, figure.label);
-    label.title = figure.help || "";
+    setAttributes(label, { title: figure.help || "" });
     setText(value, figure.value);
     const sign = figure.tone === "off" ? "off" : figure.delta?.startsWith("-") ? "down" : "up";
     setText(delta, figure.delta ? `${sign === "off" ? "" : sign === "up" ? "▲ " : "▼ "}${figure.delta}` : "");
-    delta.className = `sd-delta sd-${sign}`;
+    setAttributes(delta, { class: `sd-delta sd-${sign}` });
   });
 }
 
@@ -100,7 +101,7 @@ function drawCandle(box, candle) {
   const [title, figures, strip] = box.children;
   setText(title, candle.title);
   setText(figures, candle.figures);
-  strip.setAttribute("aria-label", `the last ${candle.strip.length} 1-minute candles`);
+  setAttributes(strip, { "aria-label": `the last ${candle.strip.length} 1-minute candles` });
   const low = Math.min(...candle.strip.map((c) => c.low));
   const high = Math.max(...candle.strip.map((c) => c.high));
   const y = (price) => high === low ? STRIP.height / 2
@@ -270,7 +271,7 @@ function fillRow(tr, columns, row) {
     if (i === 0) setText(cell.firstChild, row.cells[i]);
     else if (column.kind === "trend") drawTrend(cell.firstChild, row.trend);
     else setText(cell, row.cells[i]);
-    if (cell.className === "sd-clip" && cell.title !== row.cells[i]) cell.title = row.cells[i];
+    if (cell.className === "sd-clip") setAttributes(cell, { title: row.cells[i] });
     if (column.kind === "signed" || column.kind === "percent") {
       const tone = row.tone ? `sd-num sd-${row.tone}` : "sd-num";
       if (cell.className !== tone) cell.className = tone;
@@ -285,7 +286,7 @@ function drawTrend(svg, prices) {
   const points = prices.map((price, i) => `${(i / (prices.length - 1) * 60).toFixed(1)},`
     + `${(high === low ? 10 : 18 - (price - low) / (high - low) * 16).toFixed(1)}`).join(" ");
   if (line.getAttribute("points") !== points) line.setAttribute("points", points);
-  svg.setAttribute("class", prices.at(-1) >= prices[0] ? "sd-trend sd-up" : "sd-trend sd-down");
+  setAttributes(svg, { class: prices.at(-1) >= prices[0] ? "sd-trend sd-up" : "sd-trend sd-down" });
 }
 
 const DRAW = { figures: drawFigures, trades: drawTrades, market: drawMarket };

@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import uvicorn
@@ -122,20 +123,29 @@ def test_a_page_that_drew_another_version_hears_the_current_one_at_once(feed):
     assert asyncio.run(first_message(feed.version + 50)) == str(feed.version)  # the state was replaced
 
 
-@pytest.fixture
-def served(feed: live.ChangeFeed, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The route on a real uvicorn server (as st.App serves it), on ``feed``'s state."""
-    monkeypatch.setattr(live, "runtime_feed", lambda: feed)
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=live.routes()), host="127.0.0.1", port=free_port(),
+@contextmanager
+def serving(routes: list) -> Iterator[str]:
+    """``routes`` on a real uvicorn server (as st.App serves them): yields ``ws://host:port``."""
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=free_port(),
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        wait_until(lambda: server.started, timeout=10, what="uvicorn serving the route")
-        yield f"ws://127.0.0.1:{server.config.port}{live.CHANGES_PATH}"
+        wait_until(lambda: server.started, timeout=10, what="uvicorn serving the routes")
+        yield f"ws://127.0.0.1:{server.config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(feed: live.ChangeFeed, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The route on a real uvicorn server, on ``feed``'s state."""
+    monkeypatch.setattr(live, "runtime_feed", lambda: feed)
+    try:
+        with serving(live.routes()) as base:
+            yield f"{base}{live.CHANGES_PATH}"
+    finally:
         live.route_served().clear()  # process-wide: AppTest pages run later in this process must poll
 
 

@@ -5,22 +5,18 @@ change of the symbol, and not for a change that leaves the symbol's view as it w
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from pipeline.domain.candles import Candle
 from pipeline.domain.snapshot import BatchResult, Tick
 from pipeline.domain.state import MarketState
-from pipeline.waits import wait_until
-from stack.process import free_port
+from tests.unit.test_live import serving
 from tests.unit.test_ui_views import STOCKS, T0, agg
 from ui import live, push
 from ui.market_view import compact, market_view
@@ -90,16 +86,10 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, MarketState]]
     views.allow("stock:AAA", lambda snapshot: stock_view(snapshot, STOCKS["AAA"], "AAA"))
     monkeypatch.setattr(live, "runtime_feed", lambda: feed)
     monkeypatch.setattr(push, "pushed_views", lambda: views)
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=push.routes()), host="127.0.0.1", port=free_port(),
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        wait_until(lambda: server.started, timeout=10, what="uvicorn serving the route")
-        yield f"ws://127.0.0.1:{server.config.port}{push.VIEW_PATH}", state
+        with serving(push.routes()) as base:
+            yield f"{base}{push.VIEW_PATH}", state
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         feed.close()
 
 
