@@ -27,4 +27,5 @@ else:
     # The lifespan stops the query, then the local stack this app started, when the server shuts down
     # (also on SIGTERM, which ends uvicorn's process before atexit handlers would run).
     page_switch.install()
+    page_switch.navigation_only()
     app = st.App("app.py", routes=[*live.routes(), *push.routes()], lifespan=lifespan)

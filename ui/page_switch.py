@@ -13,6 +13,8 @@ fragment rerun stamped with another page (that fragment belongs to the page bein
 seconds: a run may end up on another page than asked (a first load names none; a script may switch
 pages), and a page's own fragments must never be silenced for long. Streamlit internals, hence one
 function here, installed once by ``app.py``, and a test that fails if the wrapped method changes shape.
+Beside it, :func:`navigation_only`: the first visit of a fresh server to a page other than Market must
+open the app, not the ``pages/`` file alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from typing import Any
 
 from streamlit.runtime.app_session import AppSession
+from streamlit.runtime.pages_manager import PagesManager
 
 log = logging.getLogger("stockdash.app")
 # Longer than a page switch takes to reach the browser (the run's start, then one message).
@@ -58,3 +61,12 @@ def install() -> None:
 
     request_rerun._stockdash_guard = True  # type: ignore[attr-defined]
     AppSession.request_rerun = request_rerun  # type: ignore[method-assign]
+
+
+def navigation_only() -> None:
+    """Declare up front that the app's pages come from ``st.navigation`` (``app.py``), not from the
+    ``pages/`` directory beside it. Streamlit (1.67) decides that at the first run of the process: until some
+    run has called ``st.navigation`` it takes an app with a ``pages/`` directory for an old-style multipage
+    app, so the first visitor of a fresh server who opened ``/stock`` got ``pages/stock.py`` run alone
+    (narrow layout, the files' names as navigation, "app" among them)."""
+    PagesManager.uses_pages_directory = False

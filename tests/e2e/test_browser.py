@@ -160,6 +160,22 @@ def no_console_errors(page: Page) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_the_first_visit_of_a_fresh_server_to_a_stock_page_has_the_apps_navigation(app_url: str):
+    """The module's server has served no page yet (this test runs first and opens its own browser): a first
+    visitor who opens a Stock page's link gets the app's pages, not the ``pages/`` directory's files."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(f"{app_url}/stock?symbol=TCS")
+            expect(page.get_by_role("heading", level=1)).to_contain_text("TCS", timeout=60_000)
+            navigation = page.get_by_test_id("stSidebarNav")
+            expect(navigation).to_contain_text("Market", timeout=10_000)
+            expect(navigation).not_to_contain_text("simulator")  # a file's name (the page is "Simulator")
+        finally:
+            browser.close()
+
+
 def test_a_trade_entered_in_the_browser_shows_on_market_and_stock_pages(browser_page: Page, app_settings: Settings):
     page = browser_page
     expect(page.get_by_text("No trade has arrived yet")).to_be_visible(timeout=60_000)  # a new database

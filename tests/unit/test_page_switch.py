@@ -34,3 +34,11 @@ def test_install_wraps_request_rerun_once_and_keeps_its_shape():
         assert wrapped.__wrapped__ is original
     finally:
         AppSession.request_rerun = original
+
+
+def test_the_app_says_up_front_that_its_pages_come_from_navigation(monkeypatch):
+    from streamlit.runtime.pages_manager import PagesManager
+
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)  # a fresh process
+    page_switch.navigation_only()
+    assert PagesManager.uses_pages_directory is False  # never guessed from the pages/ directory again
