@@ -159,7 +159,7 @@ def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
             st.caption("No traded stock matches the sector filter and watchlist.")
         market_dataframe(shown, stale_after)
     movers_tables(*runtime.view("market_movers", key, lambda: movers(table)))
-    # The table is drawn on a canvas; the same figures in text, for people and browser tests.
+    # The same figures in words, for people, screen readers and browser tests.
     with st.expander("As text"):
         st.text("\n".join(as_text(row) for row in table.to_dict("records")))
 

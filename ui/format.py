@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -109,9 +109,10 @@ class Breadth:
     unchanged: int
 
 
-def breadth(table: pd.DataFrame) -> Breadth:
-    change = table["Change %"].fillna(0)
-    return Breadth(int((change > 0).sum()), int((change < 0).sum()), int((change == 0).sum()))
+def breadth(changes: Iterable[object]) -> Breadth:
+    """Advancers, decliners and unchanged among the stocks' change % (a stock with none counts as unchanged)."""
+    values = [float(c) if isinstance(c, (int, float)) and c == c else 0.0 for c in changes]  # c == c: not NaN
+    return Breadth(sum(v > 0 for v in values), sum(v < 0 for v in values), sum(v == 0 for v in values))
 
 
 def movers(table: pd.DataFrame, count: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:

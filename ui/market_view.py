@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from pipeline.domain.snapshot import MarketSnapshot
 from pipeline.domain.stocks import Stock
-from ui.format import LIVE, ago, market_records
+from ui.format import LIVE, ago, breadth, market_records
 from ui.stock_view import Figure, money
 
 
@@ -94,14 +94,14 @@ def rows(records: list[dict[str, object]], shown: list[Column]) -> list[dict[str
 
 
 def figures(records: list[dict[str, object]], snapshot: MarketSnapshot, stale_after_s: float) -> list[Figure]:
-    changes = [row["Change %"] or 0 for row in records]
+    wide = breadth(row["Change %"] for row in records)
     live = sum(row["Freshness"] == LIVE for row in records)
     traded = len(records)
     return [
         Figure("Stocks traded", f"{traded:,}"),
-        Figure("Advancers", f"{sum(c > 0 for c in changes):,}"),  # type: ignore[operator]
-        Figure("Decliners", f"{sum(c < 0 for c in changes):,}"),  # type: ignore[operator]
-        Figure("Unchanged", f"{sum(c == 0 for c in changes):,}"),
+        Figure("Advancers", f"{wide.advancers:,}"),
+        Figure("Decliners", f"{wide.decliners:,}"),
+        Figure("Unchanged", f"{wide.unchanged:,}"),
         Figure("Trades today", f"{sum(int(row['Trades']) for row in records):,}",  # type: ignore[call-overload]
                help=f"trading day {snapshot.trading_day or '–'} (IST); {snapshot.total_trades:,} since the start"),
         Figure("Live", f"{live:,} of {traded:,}",

@@ -59,7 +59,8 @@ def test_movers_and_breadth_leave_unchanged_stocks_out():
     table = market_table(snapshot, STOCKS, stale_after_s=60)
     gainers, losers = movers(table)
     assert list(gainers["Symbol"]) == ["AAA", "DDD"] and list(losers["Symbol"]) == ["BBB"]
-    assert breadth(table) == Breadth(advancers=2, decliners=1, unchanged=1)
+    assert breadth(table["Change %"]) == Breadth(advancers=2, decliners=1, unchanged=1)
+    assert breadth([1.0, None, float("nan"), -2]) == Breadth(advancers=1, decliners=1, unchanged=2)
 
 
 def test_candles_carry_ohlc_and_a_running_vwap():
