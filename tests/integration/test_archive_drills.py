@@ -47,15 +47,20 @@ def _complete_lines(root: Path) -> dict[str, bytes]:
     return {name: data[: data.rfind(b"\n") + 1] for name, data in files.items()}
 
 
-def _drop_what_kafka_says_is_archived(settings: Settings) -> int:
-    """Delete from the topic what the archiver's group committed as archived, as retention would: from then on only
-    the archive holds those events, and losing an archived line loses the event. Returns how many were deleted."""
+def _committed(settings: Settings) -> dict[TopicPartition, int]:
+    """What the archiver's group has committed as archived, per partition (none before its first commit)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.effective_kafka_bootstrap, group_id=GROUP_ID, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(settings.trades_topic, p) for p in consumer.partitions_for_topic(settings.trades_topic)]
-        committed = {tp: offset for tp in partitions if (offset := consumer.committed(tp))}
+        return {tp: offset for tp in partitions if (offset := consumer.committed(tp))}
     finally:
         consumer.close()
+
+
+def _drop_what_kafka_says_is_archived(settings: Settings) -> int:
+    """Delete from the topic what the archiver's group committed as archived, as retention would: from then on only
+    the archive holds those events, and losing an archived line loses the event. Returns how many were deleted."""
+    committed = _committed(settings)
     admin = topics.admin_client(settings.effective_kafka_bootstrap)
     try:
         admin.delete_records(committed)
@@ -91,6 +96,9 @@ def _kill_damage_restart(stack: Settings, tmp_path: Path, damage: Callable[[Path
     try:
         try:
             wait_until(lambda: len(_trade_ids(root)) >= 200, timeout=90, what="events archived before the crash")
+            # Files are written before the offsets are committed (for monitoring, after each poll's fsync): on a busy
+            # machine the first commit can come after the 200th line. Retention below needs one.
+            wait_until(lambda: _committed(settings), timeout=60, what="the archiver's first commit to Kafka")
             archiver.send_signal(signal.SIGKILL)
             archiver.wait(timeout=30)
             at_crash = _complete_lines(root)
