@@ -9,43 +9,71 @@ Only the probe symbol's ticks are looked at: the cost is a loop over each update
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from pipeline.domain.snapshot import Tick
 from pipeline.domain.state import MarketState
+from pipeline.sinks.live_feed import LiveFeed
+
+
+class ProbeNotes:
+    """The log of when each probe price reached the state (and, by the live ticks, its two message times)."""
+
+    def __init__(self, symbol: str, log_path: str) -> None:
+        self.symbol = symbol
+        self.key_bytes = symbol.encode()
+        self.out = open(log_path, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
+        self.noted: set[str] = set()
+        self.sent: dict[str, float] = {}  # probe price -> the live tick's message time (ms)
+        self.lock = threading.Lock()
+
+    def messages(self, messages: list[Any]) -> None:
+        """The live topic's messages a poll brought: their times."""
+        for message in messages:
+            if message.key == self.key_bytes and b'"reject"' not in message.value:
+                self.sent[f"{Decimal(json.loads(message.value)['price']):.2f}"] = message.timestamp / 1000
+
+    def ticks(self, ticks: Iterable[Tick], source: str) -> None:
+        at = time.time()
+        for tick in ticks:
+            if tick.symbol == self.symbol:
+                key = f"{tick.price:.2f}"
+                stages = ""
+                if source == "live" and tick.ingest_time is not None and key in self.sent:
+                    stages = f" {tick.ingest_time.timestamp():.6f} {self.sent[key]:.3f}"
+                with self.lock:
+                    if key not in self.noted:
+                        self.noted.add(key)
+                        self.out.write(f"{at:.6f} {source} {key}{stages}\n")
 
 
 def instrument(symbol: str, log_path: str) -> None:
-    out = open(log_path, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
-    noted: set[str] = set()
-    lock = threading.Lock()
-
-    def note(ticks: Iterable[Tick], source: str) -> None:
-        at = time.time()
-        for tick in ticks:
-            if tick.symbol == symbol:
-                key = f"{tick.price:.2f}"
-                with lock:
-                    if key not in noted:
-                        noted.add(key)
-                        out.write(f"{at:.6f} {source} {key}\n")
-
+    notes = ProbeNotes(symbol, log_path)
+    install_messages: Callable[..., None] = LiveFeed._install
     apply_live: Callable[..., None] = MarketState.apply_live
     apply_batch: Callable[..., None] = MarketState.apply_batch
+
+    def install(self: LiveFeed, messages: Iterable[Any]) -> None:
+        messages = list(messages)
+        notes.messages(messages)
+        install_messages(self, messages)
 
     def live(self: MarketState, ticks: Iterable[Any], *args: Any, **kwargs: Any) -> None:
         ticks = list(ticks)  # iterated twice: by the state, then here
         apply_live(self, ticks, *args, **kwargs)
-        note((live_tick.tick for live_tick in ticks), "live")
+        notes.ticks((live_tick.tick for live_tick in ticks), "live")
 
     def batch(self: MarketState, result: Any) -> None:
         apply_batch(self, result)
-        note(result.ticks, "record")
+        notes.ticks(result.ticks, "record")
 
+    setattr(LiveFeed, "_install", install)  # noqa: B010
     setattr(MarketState, "apply_live", live)  # noqa: B010 - mypy refuses assigning to a method
     setattr(MarketState, "apply_batch", batch)  # noqa: B010
 

@@ -63,9 +63,19 @@ class AppServer:
         seen: dict[str, tuple[float, str]] = {}
         for line in self.state_log.read_text().splitlines():
             parts = line.split()
-            if len(parts) == 3:
+            if len(parts) in (3, 5):
                 seen.setdefault(parts[2], (float(parts[0]), parts[1]))
         return seen
+
+    def live_stages(self) -> dict[str, tuple[float, float, float]]:
+        """Probe price -> (the relay sent it, the live-ticks query sent its tick, the state took it), epoch s;
+        for the probes that came by the live ticks."""
+        stages: dict[str, tuple[float, float, float]] = {}
+        for line in self.state_log.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 5:
+                stages.setdefault(parts[2], (float(parts[3]), float(parts[4]), float(parts[0])))
+        return stages
 
     def stop(self) -> None:
         """SIGTERM to the app (Streamlit then stops its runtime and Spark), to its descendants too if it is

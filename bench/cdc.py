@@ -30,10 +30,9 @@ from decimal import Decimal
 
 import numpy as np
 import psutil
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka import KafkaConsumer, TopicPartition
 
-from bench.common import bench_settings, stop_on_sigterm
+from bench.common import bench_settings, stamp_append_time, stop_on_sigterm
 from bench.load import LoadProcess
 from bench.probe import FreshnessProbe
 from bench.resources import ResourceSampler
@@ -59,12 +58,7 @@ class KafkaArrival:
     followed the topic live) no longer competes with the load and the queries for the two cores."""
 
     def __init__(self, settings: Settings) -> None:
-        admin = KafkaAdminClient(bootstrap_servers=settings.effective_kafka_bootstrap)
-        try:
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, settings.trades_topic,
-                                                configs={"message.timestamp.type": "LogAppendTime"})])
-        finally:
-            admin.close()
+        stamp_append_time(settings, settings.trades_topic)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.effective_kafka_bootstrap, enable_auto_commit=False)
         self.partitions = [TopicPartition(settings.trades_topic, p)
                            for p in sorted(self.consumer.partitions_for_topic(settings.trades_topic) or ())]

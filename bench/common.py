@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import psutil
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from pipeline.settings import Settings
+from pipeline.sinks.topics import topic_specs
 from stack.process import free_port, free_port_pair
 
 
@@ -23,6 +26,19 @@ def bench_settings(data_dir: Path) -> Settings:
            "LOCAL_MONGO_HEAP_MB": os.environ.get("LOCAL_MONGO_HEAP_MB", "4096"),
            "LOCAL_MONGO_OPLOG_ENTRIES": os.environ.get("LOCAL_MONGO_OPLOG_ENTRIES", "200000")}
     return Settings.from_env(env)
+
+
+def stamp_append_time(settings: Settings, *topics: str) -> None:
+    """Messages of ``topics`` carry the broker's append time from now on (stages of a delay are then told
+    apart by the broker's clock, the machine's). Kafka's AlterConfigs replaces a topic's whole config: the
+    pipeline's own configs of the topic are sent along."""
+    specs = topic_specs(settings)
+    admin = KafkaAdminClient(bootstrap_servers=settings.effective_kafka_bootstrap)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={
+            **specs.get(topic, {}), "message.timestamp.type": "LogAppendTime"}) for topic in topics])
+    finally:
+        admin.close()
 
 
 def machine() -> dict:

@@ -33,10 +33,10 @@ from pymongo import MongoClient
 
 from bench.appserver import AppServer
 from bench.browser import ELEMENTS, Viewer, Viewers
-from bench.common import bench_settings, machine, stop_on_sigterm
+from bench.common import bench_settings, machine, stamp_append_time, stop_on_sigterm
 from bench.load import LoadRun, PacedLoad
 from bench.pixel_ledgers import ledger_phase
-from bench.pixel_report import delays, print_tables, process_groups, stats
+from bench.pixel_report import delays, print_tables, process_groups, stage_delays, stats
 from bench.probe_trades import PROBE_SYMBOL, LedgerProbes, ProbeTrades
 from bench.resources import ResourceSampler
 from pipeline.domain.stocks import NSE_STOCKS
@@ -65,6 +65,7 @@ class PixelBench:
 
     def run(self) -> dict:
         settings = self.stack.start()
+        stamp_append_time(settings, settings.trades_topic, settings.live_topic)  # the stages of insert → state
         self.stream_mode = settings.stream_mode
         self.client = client = mongo.client(settings)
         transactions = client[settings.database]["transaction"]
@@ -170,7 +171,8 @@ class PixelBench:
         live = sum(1 for key, _ in probes if state.get(key, (0.0, ""))[1] == "live")
         summary = {"phase": name, "viewers": kinds, "rate_per_s": rate, "duration_s": self.args.duration,
                    "achieved_per_s": round(run.achieved_per_s, 1), "probes": len(probes), "via_live_ticks": live,
-                   "elements": elements, "resources": self.sampler().summary(name)}
+                   "elements": elements, "state_stages": stage_delays(probes, self.app_stages()),
+                   "resources": self.sampler().summary(name)}
         self.say(f"  {run.achieved_per_s:,.0f} trades/s inserted; {live} of {len(probes)} probes reached the app's "
                   "state by the live ticks first")
         for element, figures in elements.items():
@@ -184,6 +186,10 @@ class PixelBench:
     def app_state(self) -> dict[str, tuple[float, str]]:
         assert self.app is not None
         return self.app.state_seen()
+
+    def app_stages(self) -> dict[str, tuple[float, float, float]]:
+        assert self.app is not None
+        return self.app.live_stages()
 
     def sampler(self) -> ResourceSampler:
         assert self.resources is not None

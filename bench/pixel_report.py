@@ -42,6 +42,21 @@ def stats(found: list[float], unseen: int) -> dict:
             "not_shown": unseen}
 
 
+STAGES = ("insert → on trades topic (relay)", "→ tick on live topic (Spark)", "→ in the app's state (app)")
+
+
+def stage_delays(probes: list[tuple[str, float]], stages: dict[str, tuple[float, float, float]]) -> dict[str, dict]:
+    """Insert → state of the probes that came by the live ticks, cut where Kafka appended the trade and its
+    live tick (the messages' times, ms: the bench stamps both topics with the broker's append time)."""
+    cuts: list[list[float]] = [[], [], []]
+    for key, inserted_at in probes:
+        if key in stages:
+            relayed, ticked, taken = stages[key]
+            for cut, delay in zip(cuts, (relayed - inserted_at, ticked - relayed, taken - ticked), strict=True):
+                cut.append(delay)
+    return {name: stats(cut, 0) for name, cut in zip(STAGES, cuts, strict=True)}
+
+
 def process_groups(root_pid: int) -> list[tuple[str, int]]:
     """Chromium's processes and Playwright's driver among ``root_pid``'s descendants."""
     found = []
@@ -82,6 +97,10 @@ def print_tables(result: dict) -> None:
         for element, f in phase.get("elements", {}).items():
             print(f"{phase['phase']:<28} {element:<40} {f['samples']:>6} {_s(f['p50_s']):>7} {_s(f['p95_s']):>7} "
                   f"{_s(f['p99_s']):>7} {_s(f['max_s']):>7} {f['not_shown']:>9}")
+    for phase in result["phases"]:
+        for stage, f in phase.get("state_stages", {}).items():
+            print(f"{phase['phase']:<28} {'  state: ' + stage:<40} {f['samples']:>6} {_s(f['p50_s']):>7} "
+                  f"{_s(f['p95_s']):>7} {_s(f['p99_s']):>7} {_s(f['max_s']):>7}")
     for phase in result["phases"]:
         if "via_live_ticks" in phase:
             print(f"  {phase['phase']}: {phase['achieved_per_s']:,.0f} trades/s inserted, {phase['via_live_ticks']} of "

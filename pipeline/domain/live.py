@@ -18,12 +18,13 @@ Pure and not thread-safe: ``MarketState`` owns one under its lock.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle, candles_of_ticks, merge_candle
+from pipeline.domain.candles import CANDLE_INTERVALS_S, Candle, candles_of_minutes, merge_candle, minute_aggregates
 from pipeline.domain.days import session_of
 from pipeline.domain.metrics import StockAggregate, aggregate_of_run, merge
 from pipeline.domain.snapshot import Tick
@@ -76,7 +77,10 @@ class _Run:
         trades = [live.tick for live in ticks]
         micros = [_micros(trade) for trade in trades]
         on_time = [trade for trade, us in zip(trades, micros, strict=True) if us >= cut_us]
-        return cls(partition, tuple(ticks), aggregate_of_run(trades), tuple(candles_of_ticks(on_time, _minute)),
+        minutes = minute_aggregates(on_time, _minute)
+        # Usually every tick is on time and the run's aggregate is its minutes' (mostly one): folded once.
+        aggregate = functools.reduce(merge, minutes.values()) if len(on_time) == len(trades) else aggregate_of_run(trades)
+        return cls(partition, tuple(ticks), aggregate, tuple(candles_of_minutes(trades[0].symbol, minutes)),
                    cut_us, min(micros), max(micros), len(trades) - len(on_time))
 
     def moved_by(self, cut_us: int) -> bool:

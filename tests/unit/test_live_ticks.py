@@ -1,15 +1,16 @@
 """Live ticks on top of the record: shown at once, never counted twice, never a figure the record will not
 reach (``pipeline.domain.live`` through MarketState)."""
 
+import functools
 from datetime import timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain.candles import candles_of_minute, candles_of_ticks, merge_candle
+from pipeline.domain.candles import candles_of_minute, candles_of_ticks, merge_candle, minute_aggregates
 from pipeline.domain.live import LiveTick
-from pipeline.domain.metrics import aggregate_of, aggregate_of_run
+from pipeline.domain.metrics import aggregate_of, aggregate_of_run, merge
 from pipeline.domain.snapshot import BatchResult, Tick
 from pipeline.domain.state import MarketState
 from tests.oracle import T0, OracleTick, expected_metrics, metric_values
@@ -168,3 +169,4 @@ def test_a_run_folds_to_what_merging_each_tick_gives(rows):
             by_key[candle.key] = merge_candle(by_key.get(candle.key), candle, None)
     minute_of = lambda trade: int(trade.trade_time.timestamp()) // 60 * 60  # noqa: E731
     assert {c.key: c for c in candles_of_ticks(trades, minute_of)} == by_key
+    assert functools.reduce(merge, minute_aggregates(trades, minute_of).values()) == aggregate_of_run(trades)
