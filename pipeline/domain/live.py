@@ -18,6 +18,7 @@ Pure and not thread-safe: ``MarketState`` owns one under its lock.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
@@ -231,13 +232,19 @@ class LiveTicks:
 
     def candles_with_live(self, recorded: Mapping[tuple[str, int], tuple[Candle, ...]],
                           recorded_latest_us: Mapping[str, int]) -> dict[tuple[str, int], tuple[Candle, ...]]:
-        """Each series with a live candle, merged as the record will merge it (``revised`` included)."""
+        """Each series with a live candle, merged as the record will merge it (``revised`` included). Live
+        candles are the newest few: only the series' tail from the first of them is rebuilt, not its 12 hours
+        (a snapshot is taken many times a second)."""
         series = dict(recorded)
         for symbol in self.symbols():
-            by_series: dict[tuple[str, int], dict[int, Candle]] = {}
+            by_series: dict[tuple[str, int], list[Candle]] = {}
             for candle in self.candles_of(symbol):
-                held = by_series.setdefault(candle.key[:2], {c.start_s: c for c in recorded.get(candle.key[:2], ())})
-                held[candle.start_s] = merge_candle(held.get(candle.start_s), candle, recorded_latest_us.get(symbol))
-            for key, candles in by_series.items():
-                series[key] = tuple(candles[start] for start in sorted(candles))
+                by_series.setdefault(candle.key[:2], []).append(candle)
+            for key, live in by_series.items():
+                held = recorded.get(key, ())  # in time order
+                cut = bisect.bisect_left(held, min(c.start_s for c in live), key=lambda c: c.start_s)
+                tail = {c.start_s: c for c in held[cut:]}
+                for candle in live:
+                    tail[candle.start_s] = merge_candle(tail.get(candle.start_s), candle, recorded_latest_us.get(symbol))
+                series[key] = held[:cut] + tuple(tail[start] for start in sorted(tail))
         return series

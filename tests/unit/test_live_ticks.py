@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.domain.candles import candles_of_minute, candles_of_ticks, merge_candle, minute_aggregates
-from pipeline.domain.live import LiveTick
+from pipeline.domain.live import LiveTick, LiveTicks
 from pipeline.domain.metrics import aggregate_of, aggregate_of_run, merge
 from pipeline.domain.snapshot import BatchResult, Tick
 from pipeline.domain.state import MarketState
@@ -170,3 +170,41 @@ def test_a_run_folds_to_what_merging_each_tick_gives(rows):
     minute_of = lambda trade: int(trade.trade_time.timestamp()) // 60 * 60  # noqa: E731
     assert {c.key: c for c in candles_of_ticks(trades, minute_of)} == by_key
     assert functools.reduce(merge, minute_aggregates(trades, minute_of).values()) == aggregate_of_run(trades)
+
+
+def whole_series_with_live(live: LiveTicks, recorded: dict, latest_us: dict) -> dict:
+    """The plain way: every series with a live candle rebuilt whole (what the tail-only rebuild must equal)."""
+    series = dict(recorded)
+    for symbol in live.symbols():
+        by_series: dict = {}
+        for candle in live.candles_of(symbol):
+            held = by_series.setdefault(candle.key[:2], {c.start_s: c for c in recorded.get(candle.key[:2], ())})
+            held[candle.start_s] = merge_candle(held.get(candle.start_s), candle, latest_us.get(symbol))
+        for key, candles in by_series.items():
+            series[key] = tuple(candles[start] for start in sorted(candles))
+    return series
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=0, max_size=30), st.lists(st.integers(0, 40), min_size=1, max_size=20))
+def test_live_candles_join_the_recorded_series_as_a_whole_rebuild_would(recorded_minutes, live_minutes):
+    """Live candles anywhere in a recorded series (late but accepted ones too): only the tail is rebuilt."""
+    recorded_ticks = [tick(n, seconds=m * 60 + 1) for n, m in enumerate(recorded_minutes)]
+    minutes: dict = {}
+    for live_tick in recorded_ticks:
+        minutes.setdefault(int(live_tick.tick.trade_time.timestamp()) // 60 * 60, []).append(live_tick.tick)
+    book: dict = {}
+    for minute, group in minutes.items():
+        for candle in candles_of_minute("INFY", minute, aggregate_of(group)["INFY"]):
+            book[candle.key] = candle
+    recorded = {}
+    for key in sorted(book):
+        recorded.setdefault(key[:2], []).append(book[key])
+    recorded = {key: tuple(candles) for key, candles in recorded.items()}
+    live = LiveTicks(lateness_s=3600)
+    live.confirm({"INFY": {0: 99}}, {})
+    # The first tick is one the record holds already: the live ticks after it follow on, and are shown.
+    live.add([tick(99, seconds=1), *(tick(100 + n, seconds=m * 60 + 2) for n, m in enumerate(live_minutes))], {})
+    assert live.symbols() == ["INFY"]
+    latest = {"INFY": int((T0 + timedelta(minutes=20)).timestamp() * 1_000_000)}
+    assert live.candles_with_live(recorded, latest) == whole_series_with_live(live, recorded, latest)
