@@ -30,14 +30,15 @@ class ProbeNotes:
         self.key_bytes = symbol.encode()
         self.out = open(log_path, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
         self.noted: set[str] = set()
-        self.sent: dict[str, float] = {}  # probe price -> the live tick's message time (ms)
+        self.sent: dict[str, tuple[float, float]] = {}  # probe price -> (its live tick's message time, polled at)
         self.lock = threading.Lock()
 
     def messages(self, messages: list[Any]) -> None:
         """The live topic's messages a poll brought: their times."""
+        polled_at = time.time()
         for message in messages:
             if message.key == self.key_bytes and b'"reject"' not in message.value:
-                self.sent[f"{Decimal(json.loads(message.value)['price']):.2f}"] = message.timestamp / 1000
+                self.sent[f"{Decimal(json.loads(message.value)['price']):.2f}"] = (message.timestamp / 1000, polled_at)
 
     def ticks(self, ticks: Iterable[Tick], source: str) -> None:
         at = time.time()
@@ -46,7 +47,8 @@ class ProbeNotes:
                 key = f"{tick.price:.2f}"
                 stages = ""
                 if source == "live" and tick.ingest_time is not None and key in self.sent:
-                    stages = f" {tick.ingest_time.timestamp():.6f} {self.sent[key]:.3f}"
+                    appended, polled_at = self.sent[key]
+                    stages = f" {tick.ingest_time.timestamp():.6f} {appended:.3f} {polled_at:.6f}"
                 with self.lock:
                     if key not in self.noted:
                         self.noted.add(key)

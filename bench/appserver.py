@@ -63,18 +63,18 @@ class AppServer:
         seen: dict[str, tuple[float, str]] = {}
         for line in self.state_log.read_text().splitlines():
             parts = line.split()
-            if len(parts) in (3, 5):
+            if len(parts) in (3, 6):
                 seen.setdefault(parts[2], (float(parts[0]), parts[1]))
         return seen
 
-    def live_stages(self) -> dict[str, tuple[float, float, float]]:
-        """Probe price -> (the relay sent it, the live-ticks query sent its tick, the state took it), epoch s;
-        for the probes that came by the live ticks."""
-        stages: dict[str, tuple[float, float, float]] = {}
+    def live_stages(self) -> dict[str, tuple[float, ...]]:
+        """Probe price -> (Kafka appended the trade, and its live tick; the app's feed polled the tick; the
+        state took it), epoch s; for the probes that came by the live ticks."""
+        stages: dict[str, tuple[float, ...]] = {}
         for line in self.state_log.read_text().splitlines():
             parts = line.split()
-            if len(parts) == 5:
-                stages.setdefault(parts[2], (float(parts[3]), float(parts[4]), float(parts[0])))
+            if len(parts) == 6:
+                stages.setdefault(parts[2], (float(parts[3]), float(parts[4]), float(parts[5]), float(parts[0])))
         return stages
 
     def stop(self) -> None:

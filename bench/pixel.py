@@ -187,7 +187,7 @@ class PixelBench:
         assert self.app is not None
         return self.app.state_seen()
 
-    def app_stages(self) -> dict[str, tuple[float, float, float]]:
+    def app_stages(self) -> dict[str, tuple[float, ...]]:
         assert self.app is not None
         return self.app.live_stages()
 

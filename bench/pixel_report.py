@@ -42,18 +42,20 @@ def stats(found: list[float], unseen: int) -> dict:
             "not_shown": unseen}
 
 
-STAGES = ("insert → on trades topic (relay)", "→ tick on live topic (Spark)", "→ in the app's state (app)")
+STAGES = ("insert → on trades topic (relay)", "→ tick on live topic (Spark)", "→ polled by the app's feed",
+          "→ in the app's state")
 
 
-def stage_delays(probes: list[tuple[str, float]], stages: dict[str, tuple[float, float, float]]) -> dict[str, dict]:
+def stage_delays(probes: list[tuple[str, float]], stages: dict[str, tuple[float, ...]]) -> dict[str, dict]:
     """Insert → state of the probes that came by the live ticks, cut where Kafka appended the trade and its
-    live tick (the messages' times, ms: the bench stamps both topics with the broker's append time)."""
-    cuts: list[list[float]] = [[], [], []]
+    live tick (the messages' times, ms: the bench stamps both topics with the broker's append time) and where
+    the app's feed polled the tick."""
+    cuts: list[list[float]] = [[] for _ in STAGES]
     for key, inserted_at in probes:
         if key in stages:
-            relayed, ticked, taken = stages[key]
-            for cut, delay in zip(cuts, (relayed - inserted_at, ticked - relayed, taken - ticked), strict=True):
-                cut.append(delay)
+            times = (inserted_at, *stages[key])
+            for cut, earlier, later in zip(cuts, times[:-1], times[1:], strict=True):
+                cut.append(later - earlier)
     return {name: stats(cut, 0) for name, cut in zip(STAGES, cuts, strict=True)}
 
 
