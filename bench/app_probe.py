@@ -23,7 +23,8 @@ from pipeline.sinks.live_feed import LiveFeed
 
 
 class ProbeNotes:
-    """The log of when each probe price reached the state (and, by the live ticks, its two message times)."""
+    """The log of when each probe price reached the state (and, by the live ticks, its two message times and
+    when the feed polled it)."""
 
     def __init__(self, symbol: str, log_path: str) -> None:
         self.symbol = symbol
