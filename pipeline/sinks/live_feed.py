@@ -38,8 +38,10 @@ RETRY_S = 2.0
 UNLISTED_KEPT = 1_000  # names come from untrusted input: remember (and log) a bounded number
 
 
-def live_tick(value: bytes) -> LiveTick | LiveReject:
+def live_tick(value: bytes | None) -> LiveTick | LiveReject:
     """One message of the live-ticks topic; raises ValueError/KeyError/TypeError on anything else."""
+    if value is None:
+        raise ValueError("a message without a value (a tombstone)")
     fields = json.loads(value.decode())  # from text: json.loads of bytes first sniffs their encoding, each time
     if "reject" in fields:
         symbol = fields.get("symbol")
