@@ -192,6 +192,10 @@ class LiveTicks:
         for held in (self.first, self.runs, self.places, self.aggregates, self.candles):
             held.clear()
 
+    def saw(self, event_id: str) -> bool:
+        """Whether a live tick with this event id came lately (the latest SEEN_KEPT of them)."""
+        return event_id in self.seen
+
     def visible(self, symbol: str) -> bool:
         """Whether the symbol's live ticks follow on from the record with no gap."""
         first = self.first.get(symbol)

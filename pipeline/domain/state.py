@@ -54,7 +54,6 @@ class MarketState:
     _changed: threading.Condition = field(init=False, repr=False)
     _cached: MarketSnapshot | None = field(default=None, repr=False)
     _live: LiveTicks = field(default_factory=LiveTicks, repr=False)
-    _live_seen: deque = field(default_factory=lambda: deque(maxlen=FRESHNESS_SAMPLES_KEPT), repr=False)
     _live_rejects: LiveRejects = field(default_factory=LiveRejects, repr=False)
     _live_ledgers: bool = field(default=True, repr=False)  # whether live rejects and late ticks count in the ledgers
 
@@ -138,7 +137,6 @@ class MarketState:
                 self._changed.notify_all()
             if not added:
                 return
-            self._live_seen.extend(tick.event_id for tick in added)
             for tick in sorted(added, key=lambda t: (t.trade_time, t.event_id)):
                 self._add_recent(tick)
             self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
@@ -190,9 +188,9 @@ class MarketState:
             if result.report is not None:
                 self._last_batch = result.report
                 self._reports.append(result.report)
-            live_seen = set(self._live_seen) if self._live_seen else set()
+            # A trade the live ticks brought was sampled then (copying the ids into a set here took ~3.5 ms a batch)
             self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
-                                   for t in ticks if t.ingest_time is not None and t.event_id not in live_seen)
+                                   for t in ticks if t.ingest_time is not None and not self._live.saw(t.event_id))
             self._live.session_start_us = self._session_start_us()
             self._live.confirm({a.symbol: result.offsets for a in result.aggregates}, self._latest_us())
             if self._live_rejects.confirm(result.offsets) or result.changes_market:

@@ -2,6 +2,7 @@
 reach (``pipeline.domain.live`` through MarketState)."""
 
 import functools
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -99,6 +100,17 @@ def test_a_reconnected_feed_shows_the_record_alone_until_the_record_is_past_its_
     record(state, 1, [tick(1), tick(2), tick(3)])
     state.apply_live([tick(4)], LATENESS_S)
     assert figures(state) == oracle([tick(n) for n in range(5)])
+
+
+def test_a_trade_is_one_freshness_sample_whichever_path_brings_it_first():
+    def ingested(n: int) -> LiveTick:
+        live = tick(n)
+        return LiveTick(replace(live.tick, ingest_time=live.tick.trade_time), live.partition, live.offset)
+
+    state = MarketState()
+    state.apply_live([ingested(0), ingested(1)], LATENESS_S)
+    record(state, 0, [ingested(0), ingested(1), ingested(2)])  # 2 came by the record alone
+    assert state.freshness(window_s=60).samples == 3
 
 
 @settings(max_examples=60, deadline=None)
