@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
+from pipeline.domain.days import session_of, session_start_s
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
 from pipeline.waits import wait_until
@@ -35,6 +36,8 @@ KNOWN_PROBE_404 = re.compile(r"/[a-z]+/_stcore/(health|host-config)$")
 SPARK_READY_S = 180  # Spark starts inside the app on its first page view
 # Deadlines of waits, not speed claims: how fast a trade reaches the screen is measured by `make bench`.
 DEADLINE_S = 60
+HISTORY = timedelta(minutes=30)  # of INFY's trades, before the screenshots: candles to draw and to zoom into
+ZOOMED_HISTORY = timedelta(minutes=25)  # of it the zoom test needs today: its whole chart spans 20 minutes
 
 
 @pytest.fixture(scope="module")
@@ -219,14 +222,22 @@ def test_a_scenario_runs_to_its_verdict_in_the_browser(browser_page: Page):
     no_console_errors(page)
 
 
+def todays_history_start(now: datetime) -> datetime:
+    """Half an hour back, but not before today's IST session began: a trade of an earlier session is set aside
+    as late (``earlier_session``), so a run just after midnight IST gets less history."""
+    return max(now - HISTORY, datetime.fromtimestamp(session_start_s(session_of(now)), tz=timezone.utc))
+
+
 def test_every_page_is_screenshotted_with_live_data(browser_page: Page, app_settings: Settings, screenshots: Path):
     page = browser_page
     # Half an hour of INFY history, so its page has candles to draw; then the generator for live movement.
     client = mongo.client(app_settings)
     walk = RandomWalk({"INFY": 1540.0}, volatility_pct=0.3, seed=7)
-    start_at = datetime.now(timezone.utc) - timedelta(minutes=30)
+    now = datetime.now(timezone.utc)
+    start_at = todays_history_start(now)
     insert_many(client[app_settings.database]["transaction"],
-                [walk.next_trade("INFY", start_at + timedelta(seconds=10 * i)) for i in range(180)])
+                [walk.next_trade("INFY", start_at + timedelta(seconds=10 * i))
+                 for i in range(int((now - start_at).total_seconds()) // 10)])
     client.close()
     open_page(page, "Simulator")
     page.get_by_role("button", name="Start").click()
@@ -272,6 +283,10 @@ def axis_span_minutes(chart, missing: int | None = None) -> int:
 def test_a_zoom_of_the_candles_survives_redraws_and_the_crosshair_shows_a_candle(browser_page: Page,
                                                                                  app_settings: Settings):
     page = browser_page
+    now = datetime.now(timezone.utc)
+    if now - todays_history_start(now) < ZOOMED_HISTORY:
+        pytest.skip("INFY's history must be today's (IST) to be charted: a zoom of 20 minutes needs more of today than "
+                    "there is yet")
     open_page(page, "Stock")
     choose(page, "Symbol", "INFY")  # half an hour of candles (the screenshot test)
     chart = page.locator("[data-testid='stVegaLiteChart']").first
