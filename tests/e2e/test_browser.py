@@ -284,18 +284,19 @@ def test_a_zoom_of_the_candles_survives_redraws_and_the_crosshair_shows_a_candle
                                                                                  app_settings: Settings):
     page = browser_page
     now = datetime.now(timezone.utc)
-    if now - todays_history_start(now) < ZOOMED_HISTORY:
-        pytest.skip("INFY's history must be today's (IST) to be charted: a zoom of 20 minutes needs more of today than "
-                    "there is yet")
+    # Just after midnight IST the chart holds only today's few minutes (earlier ones are another session's): the
+    # zoom is still made, kept through a redraw and undone, but spans are compared only with 20 minutes to zoom into.
+    wanted = 20 if now - todays_history_start(now) >= ZOOMED_HISTORY else 0
     open_page(page, "Stock")
     choose(page, "Symbol", "INFY")  # half an hour of candles (the screenshot test)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("INFY", timeout=30_000)
     chart = page.locator("[data-testid='stVegaLiteChart']").first
     expect(chart).to_be_visible(timeout=30_000)
     expect(page.get_by_text("wheel or drag to zoom")).to_be_visible(timeout=30_000)
     # The page may still show the symbol it opened with (a minute of the generator's candles) until INFY's
     # chart replaces it: a zoom of that chart would go with it.
-    whole = wait_until(lambda: (span := axis_span_minutes(chart, missing=0)) >= 20 and span, timeout=30,
-                       what="INFY's half hour of candles on the chart")
+    whole = wait_until(lambda: (span := axis_span_minutes(chart, missing=-1)) >= wanted and (span,), timeout=30,
+                       what="INFY's candles on the chart")[0]
     box = chart.bounding_box()
     assert box is not None
     # The crosshair reads out the nearest candle's figures at the top of its rule. A redraw whose price range
@@ -313,7 +314,7 @@ def test_a_zoom_of_the_candles_survives_redraws_and_the_crosshair_shows_a_candle
         page.mouse.wheel(0, -300)
     expect(page.get_by_text("zoomed: double-click the chart")).to_be_visible(timeout=30_000)  # the server has it
     zoomed = axis_span_minutes(chart)
-    assert zoomed < whole * 0.6, (zoomed, whole)
+    assert zoomed < whole * 0.6 or not wanted, (zoomed, whole)
 
     trades = figure(page, "Trades")
     before = trades.inner_text()
@@ -323,7 +324,7 @@ def test_a_zoom_of_the_candles_survives_redraws_and_the_crosshair_shows_a_candle
     client.close()
     expect(trades).not_to_have_text(before, timeout=DEADLINE_S * 1000)  # redrawn with new figures
     expect(page.get_by_text("zoomed: double-click the chart")).to_be_visible()
-    assert axis_span_minutes(chart) < whole * 0.6
+    assert axis_span_minutes(chart) < whole * 0.6 or not wanted
 
     chart.dblclick(position={"x": box["width"] / 2, "y": box["height"] / 3})
     expect(page.get_by_text("wheel or drag to zoom")).to_be_visible(timeout=30_000)
