@@ -203,12 +203,12 @@ class MarketState:
         """Into the symbol's latest trades, once: the live path and the record both bring each trade."""
         recent = self._recent.setdefault(tick.symbol, deque(maxlen=self.recent_ticks_kept))
         ids = self._recent_ids.setdefault(tick.symbol, set())
-        if tick.event_id in ids:
-            return
+        key = (tick.trade_time, tick.event_id)
+        if tick.event_id in ids or (len(recent) == recent.maxlen and key < (recent[0].trade_time, recent[0].event_id)):
+            return  # kept already, or older than every kept trade (a record far behind the live ticks)
         if len(recent) == recent.maxlen:
             ids.discard(recent[0].event_id)
         ids.add(tick.event_id)
-        key = (tick.trade_time, tick.event_id)
         if recent and key < (recent[-1].trade_time, recent[-1].event_id):
             # Out of order (live ticks and the record interleave): insert in place, searching from the newest end.
             if len(recent) == recent.maxlen:

@@ -48,6 +48,14 @@ def test_recent_ticks_are_kept_in_trade_time_order_and_bounded():
     assert state.recent_ticks_of(["INFY", "TCS"]) == {"INFY": state.snapshot().recent_ticks["INFY"], "TCS": ()}
 
 
+def test_a_trade_older_than_every_kept_one_is_not_among_the_latest():
+    state = MarketState(recent_ticks_kept=3)
+    ticks = [Tick("INFY", T0 + timedelta(seconds=s), f"e{s}", None, Decimal(s), 1, "buy", None) for s in (3, 4, 5, 1)]
+    apply(state, 0, ticks=ticks[:3])
+    apply(state, 1, ticks=ticks[3:])  # a record batch far behind what the live ticks brought
+    assert [t.event_id for t in state.snapshot().recent_ticks["INFY"]] == ["e3", "e4", "e5"]
+
+
 def test_the_version_is_the_next_snapshots_without_building_one():
     state = MarketState()
     assert state.version == state.snapshot().version
