@@ -6,6 +6,7 @@ import os
 import platform
 import signal
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -41,11 +42,34 @@ def stamp_append_time(settings: Settings, *topics: str) -> None:
         admin.close()
 
 
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
 def machine() -> dict:
+    """What the figures were measured on. On a shared VM the same code runs 2x slower on some evenings:
+    ``loop_s`` (a fixed loop in a function, timed when the run is over and its processes stopped; the notes'
+    earlier figures timed it at module level, about twice as long) says how fast the machine was;
+    ``autogroup`` how Linux shares a busy CPU (if on, between sessions first: each service, the app and
+    Chromium run in sessions of their own, so it decides which stage waits; docs/benchmarks.md)."""
     return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "cpu_model": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                                if line.startswith("model name")), platform.processor()),
-            "python": platform.python_version(), "platform": platform.platform()}
+            "python": platform.python_version(), "platform": platform.platform(), "loop_s": round(_loop_s(), 2),
+            "autogroup": AUTOGROUP.read_text().strip() == "1" if AUTOGROUP.exists() else None}
+
+
+def _loop_s(additions: int = 10_000_000) -> float:
+    started, total = time.perf_counter(), 0
+    for i in range(additions):
+        total += i
+    return time.perf_counter() - started
+
+
+def machine_line(m: dict) -> str:
+    """The machine as the printed tables name it."""
+    speed = f"; the 10-million-addition loop {m['loop_s']:.2f} s" if "loop_s" in m else ""
+    autogroup = "" if m.get("autogroup") is None else f"; autogroup {'on' if m['autogroup'] else 'off'}"
+    return f"machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}{speed}{autogroup}"
 
 
 def stop_on_sigterm() -> None:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import psutil
 
+from bench.common import machine_line
 from pipeline.settings import PROJECT_ROOT
 
 # The processes of the stack as `make run` starts it (the app hosts the Spark queries); the rest is the
@@ -89,8 +90,7 @@ def _s(value: float | None) -> str:
 
 
 def print_tables(result: dict) -> None:
-    m = result["machine"]
-    print(f"\nmachine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}")
+    print(f"\n{machine_line(result['machine'])}")
     print(f"\ninsert → on screen (Chromium), probe trades of {result['probe_symbol']} beside the background load; "
           f"STREAM_MODE={result.get('stream_mode', '?')}")
     print(f"{'phase':<28} {'element':<40} {'probes':>6} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'max s':>7} "

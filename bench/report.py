@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.common import machine_line
+
 COLOURS = {"ours": "#1f77b4", "default mode": "#2ca02c", "original design": "#d62728"}
 
 
@@ -16,8 +18,7 @@ def _ratio(theirs: float | None, mine: float | None) -> str:
 
 
 def print_tables(result: dict) -> None:
-    m = result["machine"]
-    print(f"\nmachine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}")
+    print(f"\n{machine_line(result['machine'])}")
     print(f"\n{'phase':<40} {'rate/s':>8} {'achieved':>9} {'trades':>8} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} "
           f"{'max s':>7} {'all seen':>8}")
     for p in result["phases"]:
