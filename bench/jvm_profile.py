@@ -29,7 +29,7 @@ def record(pid: int, seconds: float, path: Path) -> None:
     """A recording with the JDK's "profile" settings (execution samples every 10-20 ms), waited for."""
     path.unlink(missing_ok=True)
     subprocess.run(["jcmd", str(pid), "JFR.start", "name=bench", "settings=profile", f"duration={int(seconds)}s",
-                    f"filename={path.resolve()}"], check=True, capture_output=True)
+                    f"filename={path.resolve()}"], check=True, capture_output=True, text=True)
     # The JVM writes the file when the recording ends, and then no longer lists it.
     wait_until(lambda: path.exists() and not _recording(pid), timeout=seconds + 60, interval=1.0,
                what=f"the recording {path}")
@@ -112,11 +112,15 @@ def main() -> None:
     summarising.add_argument("file", type=Path)
     summarising.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args()
-    if args.command == "record":
-        record(args.pid, args.seconds, args.file)
-        print(args.file)
-    else:
-        print(summary(args.file, args.cores))
+    try:
+        if args.command == "record":
+            record(args.pid, args.seconds, args.file)
+            print(args.file)
+        else:
+            print(summary(args.file, args.cores))
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:  # no such JVM, no JDK tools, no file
+        said = (exc.stderr or exc.stdout or "").strip() if isinstance(exc, subprocess.CalledProcessError) else str(exc)
+        raise SystemExit(f"{parser.prog}: {said.splitlines()[0] if said else exc}") from None
 
 
 if __name__ == "__main__":
