@@ -53,13 +53,14 @@ def thread_cpu(loads: list[dict], cores: int, period_s: float = 10.0) -> Counter
     seconds: Counter[str] = Counter()
     last: dict[int, float] = {}
     times = [_epoch_s(event["values"]["startTime"]) for event in loads]
+    start = min(times, default=0.0)
     for event, at in sorted(zip(loads, times, strict=True), key=lambda pair: pair[1]):
         values, thread = event["values"], event["values"]["eventThread"]
-        since = last.get(thread["osThreadId"], max(min(times), at - period_s))
+        since = last.get(thread["osThreadId"], max(start, at - period_s))
         last[thread["osThreadId"]] = at
         name = THREAD_NUMBERS.sub("N", thread["javaName"] or thread["osName"] or "?")
         seconds[name] += (values["user"] + values["system"]) * cores * (at - since)
-    window = (max(times) - min(times)) if times else 0
+    window = max(times, default=0.0) - start
     return Counter({name: 100 * used / window for name, used in seconds.items()}) if window else Counter()
 
 
