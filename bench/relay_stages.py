@@ -1,6 +1,6 @@
 """Stage 1 of ``python -m bench.relay``: each stage of the CDC relay timed alone over the same change events
-(CPU µs a record, best of the repeats), the relay as it was (json_util, the producer's key partitioner,
-kafka-python's pure-Python CRC-32C) against the relay as it is."""
+(CPU µs a record, best of the repeats), the relay as it was (json_util, kafka-python with its key partitioner and
+pure-Python CRC-32C) against the relay as it is (librdkafka's producer, ``pipeline.services.producer``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from kafka.record import util as record_util
 
 from pipeline.domain.stocks import NSE_STOCKS
 from pipeline.services.change_events import _symbol_key, commit_time_ms, relaxed_json
-from pipeline.services.partitions import KeyPartitions
+from pipeline.services.producer import Outgoing, TopicProducer
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
 from pipeline.sinks.topics import TRADES_MAX_MESSAGE_BYTES
@@ -95,20 +95,24 @@ def crc(implementation: Callable) -> Iterator[None]:
         default_records.calc_crc32c = saved
 
 
-def send_all(producer: KafkaProducer, topic: str, records: list[tuple[bytes | None, bytes]],
-             partition_of: Callable[[bytes | None], int | None] | None) -> tuple[float, float]:
-    """Send and flush; returns (CPU of the send calls, this thread; CPU of the whole, every thread) in s."""
+def send_all(producer: KafkaProducer, topic: str, records: list[tuple[bytes | None, bytes]]) -> tuple[float, float]:
+    """Send and flush with kafka-python; returns (CPU of this thread; CPU of the whole, every thread) in s."""
     cpu, calls = time.process_time(), time.thread_time()
-    if partition_of is None:
-        futures = [producer.send(topic, key=key, value=value) for key, value in records]
-    else:
-        futures = [producer.send(topic, key=key, value=value, partition=partition_of(key)) for key, value in records]
-    calls = time.thread_time() - calls
+    futures = [producer.send(topic, key=key, value=value) for key, value in records]
     producer.flush(timeout=60)
+    calls = time.thread_time() - calls
     failed = [f for f in futures if not f.is_done or f.failed()]
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(futures)} not acknowledged")
     return calls, time.process_time() - cpu
+
+
+def deliver_all(producer: TopicProducer, records: list[tuple[bytes | None, bytes]]) -> tuple[float, float]:
+    """The same with the relay's producer."""
+    batch = [Outgoing(key, value, None, lambda: b"") for key, value in records]
+    cpu, calls = time.process_time(), time.thread_time()
+    producer.deliver(batch)
+    return time.thread_time() - calls, time.process_time() - cpu
 
 
 def stages(settings: Settings, count: int, repeats: int) -> list[tuple[str, float, float]]:
@@ -128,39 +132,44 @@ def stages(settings: Settings, count: int, repeats: int) -> list[tuple[str, floa
     rows.append(("timestamp (wallTime)", stamp, stamp))
     records = [(_symbol_key(e), relaxed_json(e)) for e in events]
 
-    def produce(partitioned: bool, implementation: Callable, **config: object) -> tuple[float, float]:
-        return _produce(settings, records, repeats, partitioned, implementation, **config)
-
-    old_calls, old_whole = produce(False, PURE_CRC)
-    key_calls, key_whole = produce(False, C_CRC)
-    new_calls, new_whole = produce(True, C_CRC)
-    rows.append(("send() calls: partitioner + append", old_calls, new_calls))
-    rows.append(("  of which the key's partition (murmur2)", key_calls - new_calls, 0.0))
-    rows.append(("sender thread: framing, CRC-32C, I/O + acks", old_whole - old_calls, new_whole - new_calls))
-    rows.append(("  of which CRC-32C (pure Python -> C)", old_whole - key_whole, 0.0))
-    for linger in (5, 20):
-        calls, whole = produce(True, C_CRC, linger_ms=linger)
-        rows.append((f"  (send + acks with linger_ms={linger}: info)", new_whole, whole))
+    old_calls, old_whole = _produce(settings, records, repeats, PURE_CRC)
+    c_calls, c_whole = _produce(settings, records, repeats, C_CRC)
+    new_calls, new_whole = _deliver(settings, records, repeats)
+    rows.append(("send: the relay's thread (partition, append, acks)", old_calls, new_calls))
+    rows.append(("client's own threads: framing, CRC-32C, I/O", old_whole - old_calls, new_whole - new_calls))
+    rows.append(("  (kafka-python with the C CRC-32C, whole send: info)", old_whole, c_whole))
     return rows
 
 
-def _produce(settings: Settings, records: list[tuple[bytes | None, bytes]], repeats: int, partitioned: bool,
-             implementation: Callable, **config: object) -> tuple[float, float]:
-    """(send() calls, send + acks) in µs a record, best of ``repeats``, with this CRC-32C and producer config."""
-    topic, count = settings.trades_topic, len(records)
-    producer = _producer(settings, **config)
+def _produce(settings: Settings, records: list[tuple[bytes | None, bytes]], repeats: int,
+             implementation: Callable) -> tuple[float, float]:
+    """kafka-python's (this thread, whole) in µs a record, best of ``repeats``, with this CRC-32C."""
+    topic = settings.trades_topic
+    producer = _producer(settings)
     try:
         producer.send(topic, key=b"warm-up", value=b"{}").get(timeout=60)
-        partitions = KeyPartitions(producer, topic)
-        partitions.refresh()
-        best = (float("inf"), float("inf"))
         with crc(implementation):
-            for _ in range(repeats):
-                calls, whole = send_all(producer, topic, records, partitions if partitioned else None)
-                best = min(best, (calls / count * 1e6, whole / count * 1e6), key=lambda pair: pair[1])
-        return best
+            return _best_of(lambda: send_all(producer, topic, records), len(records), repeats)
     finally:
         producer.close(timeout=5)
+
+
+def _deliver(settings: Settings, records: list[tuple[bytes | None, bytes]], repeats: int) -> tuple[float, float]:
+    """The relay's producer: (this thread, whole) in µs a record, best of ``repeats``."""
+    producer = TopicProducer(settings.effective_kafka_bootstrap, settings.trades_topic, 60.0, client_id="bench")
+    try:
+        producer.deliver([Outgoing(b"warm-up", b"{}", None, lambda: b"")])
+        return _best_of(lambda: deliver_all(producer, records), len(records), repeats)
+    finally:
+        producer.close()
+
+
+def _best_of(send: Callable[[], tuple[float, float]], count: int, repeats: int) -> tuple[float, float]:
+    best = (float("inf"), float("inf"))
+    for _ in range(repeats):
+        calls, whole = send()
+        best = min(best, (calls / count * 1e6, whole / count * 1e6), key=lambda pair: pair[1])
+    return best
 
 
 def print_stages(rows: list[tuple[str, float, float]]) -> None:

@@ -11,8 +11,9 @@ a small *oversize* message instead (see ``change_events``): set aside with a rea
 dropped. Any failure is logged in one line, shown in the status file, and retried from the last stored
 token with a growing pause.
 
-Cost: ~24 µs of CPU an event (74 before tuning; ``python -m bench.relay``): read 5, JSON 7, ``send`` 8 (partitions
-from :class:`KeyPartitions`), sender thread 2 with the C CRC-32C (``crc32c``; in pure Python ~39 µs).
+Cost (``python -m bench.relay``): read 5 µs of CPU an event, JSON 7; the Kafka client is librdkafka's
+(``pipeline.services.producer`` says why), which at 1,000 trades/s in ~200 batches a second takes a fifth of
+what kafka-python did.
 
 A stored position older than the oldest oplog entry (ChangeStreamHistoryLost, code 286: the relay was down
 longer than the oplog's window) cannot be resumed: the relay says so in one ERROR line and in its status
@@ -26,20 +27,18 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from bson import Timestamp
 from bson.codec_options import DatetimeConversion
-from kafka import KafkaProducer
-from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
-from kafka.producer.future import FutureRecordMetadata
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
 from pipeline.services.change_events import commit_time_ms, encode_for_topic, oversize_stub
 from pipeline.services.heartbeat import ServiceStatus
-from pipeline.services.partitions import KeyPartitions
 from pipeline.services.paths import relay_paths
+from pipeline.services.producer import CLIENT_LOG, DeliveryError, Outgoing, RefusedAsTooLarge, TopicProducer
 from pipeline.services.resume_tokens import ResumeTokenStore, describe_position
 from pipeline.settings import Settings
 from pipeline.sinks import mongo, topics
@@ -59,19 +58,14 @@ TOKEN_SAVE_S = 0.1
 # An idle stream's position (postBatchResumeToken), stored this often: a long-idle relay restarts inside the oplog.
 IDLE_TOKEN_SAVE_S = 1.0
 HISTORY_LOST = 286  # ChangeStreamHistoryLost: the resume point is no longer in the oplog
-TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 RECORD_OVERHEAD_BYTES = 512  # a message's key, headers and batch framing, on top of its value
 MIN_LIMIT_BYTES = 64 * 1024  # no sane topic takes less; a limit learned from refusals never goes below
 
 
-class DeliveryError(RuntimeError):
-    """Kafka did not acknowledge a message of the batch: its resume token must not be stored."""
-
-
-class RefusedAsTooLarge(DeliveryError):
-    """Kafka refused a message as too large for the topic: the relay lowers its limit and sends the batch again."""
+class LimitLowered(DeliveryError):
+    """Kafka refused a message as too large for the topic: the relay lowered its limit and sends the batch again."""
 
 
 class ChangeRelay:
@@ -90,24 +84,9 @@ class ChangeRelay:
         self.tokens = ResumeTokenStore(token_path)
         self.status = ServiceStatus(status_path, events=0, last_event_at=None, set_aside=0, history_lost=0)
         self.history_lost_error: str | None = None  # stays in the status (events were skipped) until another error
-        self._partitions: KeyPartitions | None = None  # of the current producer
         self._unsaved: Mapping[str, Any] | None = None  # the token of acknowledged batches, not yet stored
         self._saved: Mapping[str, Any] | None = None  # the token stored last
         self._saved_at = 0.0
-
-    def _producer(self) -> KafkaProducer:
-        timeout_ms = int(self.delivery_timeout_s * 1000)
-        return KafkaProducer(
-            bootstrap_servers=self.settings.effective_kafka_bootstrap,
-            client_id="stockdash-cdc-relay",
-            acks="all",
-            linger_ms=0,  # freshness first: a batch is already formed by draining the change stream
-            batch_size=256 * 1024,
-            max_request_size=TRADES_MAX_MESSAGE_BYTES + 64 * 1024,
-            retries=5,
-            request_timeout_ms=min(30_000, timeout_ms),
-            delivery_timeout_ms=timeout_ms,
-        )
 
     def run(self) -> None:
         """Relay until ``stop`` is set, starting again from the last stored token after any failure."""
@@ -117,7 +96,7 @@ class ChangeRelay:
             self.delivered = self.opened = False
             try:
                 self._relay_once()
-            except RefusedAsTooLarge as exc:
+            except LimitLowered as exc:
                 log.error("CDC relay: %s", exc)  # sent again at once, the too large one as an oversize message
             except Exception as exc:  # noqa: BLE001 - whatever it was, the relay must not die: say it, retry
                 again = resynced and not self.opened  # lost again at once: resync, but after a pause
@@ -139,10 +118,11 @@ class ChangeRelay:
         # Dates beyond Python's range and invalid UTF-8 are decoded, not fatal: the event is relayed as it is.
         client = mongo.client(self.settings, datetime_conversion=DatetimeConversion.DATETIME_AUTO,
                               unicode_decode_error_handler="replace")
-        producer: KafkaProducer | None = None
+        producer: TopicProducer | None = None
         try:
             token, start_at = self._position(client)
-            producer = self._producer()
+            producer = TopicProducer(self.settings.effective_kafka_bootstrap, self.settings.trades_topic,
+                                     self.delivery_timeout_s)
             if self.limit is None:
                 topic_limit = topics.max_message_bytes(self.settings, self.settings.trades_topic) or TRADES_MAX_MESSAGE_BYTES
                 self.limit = min(TRADES_MAX_MESSAGE_BYTES, topic_limit) - RECORD_OVERHEAD_BYTES
@@ -168,7 +148,7 @@ class ChangeRelay:
             except OSError as exc:
                 log.error("CDC relay: could not store the resume token (%s); those events will be sent again", exc)
             if producer is not None:
-                producer.close(timeout=5)
+                producer.close()
             client.close()
 
     def _position(self, client: MongoClient) -> tuple[Mapping[str, Any] | None, Timestamp | None]:
@@ -199,7 +179,7 @@ class ChangeRelay:
         log.error("CDC relay: %s", self.history_lost_error)
         self.status.update(force=True, state="resyncing", last_error=self.history_lost_error, history_lost=lost)
 
-    def _relay_batch(self, stream: Any, producer: KafkaProducer) -> int:
+    def _relay_batch(self, stream: Any, producer: TopicProducer) -> int:
         events = []
         event = stream.try_next()  # at most one getMore, which waits for the next write
         while event is not None:
@@ -231,64 +211,39 @@ class ChangeRelay:
         if first_idle_poll or time.monotonic() - self._saved_at >= IDLE_TOKEN_SAVE_S:
             self._save_token()
 
-    def _deliver(self, producer: KafkaProducer, events: list[Mapping[str, Any]]) -> int:
+    def _deliver(self, producer: TopicProducer, events: list[Mapping[str, Any]]) -> int:
         """Send every event and wait until Kafka acknowledged each; returns how many went as oversize
         stubs. Raises :class:`DeliveryError` if any was not acknowledged."""
         limit = self.limit or TRADES_MAX_MESSAGE_BYTES
-        partitions = self._partitions
-        if partitions is None or partitions.producer is not producer:
-            partitions = self._partitions = KeyPartitions(producer, self.settings.trades_topic)
-        partitions.refresh()
-        sent, stubs = [], 0
+        batch, stubs = [], 0
         for event in events:
             key, value, oversize = encode_for_topic(event, limit)
             if oversize:
                 stubs += 1
                 self._log_oversize(event)
-            sent.append((len(value), self._send(producer, key, partitions(key), value, event)))
-        producer.flush(timeout=self.delivery_timeout_s + 10)
-        outcomes = [(size, _outcome(future)) for size, future in sent]
-        refused = [size for size, error in outcomes if isinstance(error, TOO_LARGE)]
-        if refused:
+            batch.append(Outgoing(key, value, commit_time_ms(event),
+                                  partial(oversize_stub, event, len(value), TRADES_MAX_MESSAGE_BYTES)))
+        try:
+            producer.deliver(batch)
+        except RefusedAsTooLarge as exc:
             # The topic takes less than we thought (made elsewhere, or changed). Kafka fails the whole request,
             # so the largest refused message is the one too large: below it from now on, and the batch again.
-            self.limit = max(MIN_LIMIT_BYTES, max(refused) - 1)
-            raise RefusedAsTooLarge(f"Kafka refused a message of {max(refused):,} bytes as too large for "
-                                    f"{self.settings.trades_topic}; events over {self.limit:,} bytes go as oversize "
-                                    "messages from now on; sending the batch again")
-        errors = [error for _, error in outcomes if error is not None]
-        if errors:
-            raise DeliveryError(f"Kafka did not acknowledge {len(errors)} of {len(sent)} messages ({errors[0]!r}); "
-                                "the resume token was not stored")
+            self.limit = max(MIN_LIMIT_BYTES, max(exc.sizes) - 1)
+            raise LimitLowered(f"Kafka refused a message of {max(exc.sizes):,} bytes as too large for "
+                               f"{self.settings.trades_topic}; events over {self.limit:,} bytes go as oversize "
+                               "messages from now on; sending the batch again") from exc
         return stubs
-
-    def _send(self, producer: KafkaProducer, key: bytes | None, partition: int | None, value: bytes,
-              event: Mapping[str, Any]) -> FutureRecordMetadata:
-        timestamp_ms = commit_time_ms(event)
-        try:
-            return producer.send(self.settings.trades_topic, key=key, value=value, partition=partition,
-                                 timestamp_ms=timestamp_ms)
-        except TOO_LARGE:  # over the producer's own limit: cannot happen below ours, but never drop it
-            stub = oversize_stub(event, len(value), TRADES_MAX_MESSAGE_BYTES)
-            return producer.send(self.settings.trades_topic, key=key, value=stub, partition=partition,
-                                 timestamp_ms=timestamp_ms)
 
     def _log_oversize(self, event: Mapping[str, Any]) -> None:
         log.error("change event %s is too large for topic %s; sent as an oversize message (set aside downstream as "
                   "event_too_large; the document stays in MongoDB)", str(event.get("_id"))[:120], self.settings.trades_topic)
 
 
-def _outcome(future: FutureRecordMetadata) -> BaseException | None:
-    """Why a send failed, or None if Kafka acknowledged it; one still pending after the flush failed too."""
-    if not future.is_done:
-        return KafkaTimeoutError("no acknowledgement after the flush")
-    return future.exception if future.failed() else None
-
-
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # kafka-python logs every reconnect attempt as an error; our own one-line messages say what matters.
+    # Both Kafka clients log every reconnect attempt as an error; our own one-line messages say what matters.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    CLIENT_LOG.setLevel(logging.CRITICAL)
     settings = Settings.from_env()
     relay = ChangeRelay(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
