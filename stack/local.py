@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from kafka.errors import KafkaError
+
 from pipeline.services.heartbeat import read_status
 from pipeline.services.paths import archive_status_path, relay_paths
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -206,7 +208,13 @@ class LocalStack:
             seed_stocks(client[self.settings.database])
         finally:
             client.close()
-        topics.ensure_topics(self.settings)
+        try:
+            topics.ensure_topics(self.settings)
+        except KafkaError as exc:
+            where = ("the local stack's Kafka" if self.settings.embedded_kafka else
+                     f"Kafka at {self.settings.effective_kafka_bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
+            raise ServiceError(f"{where} did not answer ({exc}); start it, or check the address "
+                               "(unset KAFKA_BOOTSTRAP_SERVERS to use the local stack's)") from None
 
     def stop(self) -> None:
         """Stop what this object started, in reverse order; safe to call twice."""
