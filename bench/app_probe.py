@@ -38,8 +38,9 @@ class ProbeNotes:
         """The live topic's messages a poll brought: their times."""
         polled_at = time.time()
         for message in messages:
-            if message.key == self.key_bytes and b'"reject"' not in message.value:
-                self.sent[f"{Decimal(json.loads(message.value)['price']):.2f}"] = (message.timestamp / 1000, polled_at)
+            value = message.value()  # librdkafka's messages (the feed's consumer): methods, not fields
+            if message.key() == self.key_bytes and b'"reject"' not in value:
+                self.sent[f"{Decimal(json.loads(value)['price']):.2f}"] = (message.timestamp()[1] / 1000, polled_at)
 
     def ticks(self, ticks: Iterable[Tick], source: str) -> None:
         at = time.time()
