@@ -1,6 +1,7 @@
 """Drills of the CDC relay on a stack of its own: Kafka down for longer than the producer's delivery
 timeout, and a change event over the broker's size limit. In both, every change event reaches the
-trades topic (once or more: at-least-once), the relay says what happened, and it never stops."""
+trades topic (once or more: at-least-once), the relay says what happened, and it never stops. And the
+app's live feed on the same stack: it says Kafka is gone while it is, and stops saying so once it is back."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 
+from pipeline.domain.state import MarketState
 from pipeline.services.paths import relay_paths
 from pipeline.services.relay import ResumeTokenStore
 from pipeline.settings import Settings
 from pipeline.sinks import mongo
+from pipeline.sinks.live_feed import LiveFeed
 from pipeline.sinks.mongo import seed_stocks
 from pipeline.sinks.topics import TRADES_MAX_MESSAGE_BYTES
 from pipeline.waits import wait_until
@@ -134,3 +137,19 @@ def test_the_resume_token_is_stored_only_for_what_kafka_acknowledged(stack: Sett
         wait_until(lambda: ResumeTokenStore(token_path).load()[0] is not None, timeout=30,
                    what="the token stored once Kafka acknowledged")
     assert {event["fullDocument"]["n"] for event in events} == set(range(10))
+
+
+def test_the_live_feed_says_kafka_is_gone_and_when_it_is_back(relay_stack: LocalStack, tmp_path: Path):
+    settings = own_pipeline(relay_stack, tmp_path)
+    feed = LiveFeed(settings, MarketState()).start_in_background()
+    try:
+        wait_until(lambda: feed.read_at is not None, timeout=60, what="the feed reading the live topic")
+        assert feed.error is None
+        relay_stack.services["kafka"].stop()
+        wait_until(lambda: feed.error is not None, timeout=60, what="the feed saying Kafka is gone")
+        assert "Kafka is unavailable" in feed.error
+        relay_stack.services["kafka"].start()
+        wait_until(lambda: feed.error is None, timeout=120, what="the feed saying nothing once Kafka is back",
+                   describe=lambda: repr(feed.error))
+    finally:
+        feed.stop()
