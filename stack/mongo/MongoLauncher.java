@@ -114,7 +114,8 @@ public class MongoLauncher {
         MonotonicClock clock = new MonotonicClock();
         MongoBackend backend;
         try {
-            backend = options.memory ? new IndexedMemoryBackend(clock) : openH2(options.dataDir, clock);
+            backend = options.memory ? new IndexedMemoryBackend(clock)
+                : openH2(options.dataDir, clock, IndexedOplog.hotEntries(options.oplogMaxEntries));
         } catch (Exception e) {
             String reason = e instanceof MVStoreException ? e.getMessage() : e.toString();
             fail(1, "cannot open the data store under " + options.dataDir + ": " + reason, e);
@@ -189,12 +190,12 @@ public class MongoLauncher {
         System.out.flush();
     }
 
-    private static H2Backend openH2(Path dataDir, Clock clock) throws Exception {
+    private static H2Backend openH2(Path dataDir, Clock clock, int hotOplogEntries) throws Exception {
         Files.createDirectories(dataDir);
         String file = dataDir.resolve("mongo.mv.db").toString();
         // MVStore locks the file, so a second launcher on the same directory fails here, not later.
         MVStore store = new MVStore.Builder().fileName(file).open();
-        return new IndexedH2Backend(store, clock);
+        return new IndexedH2Backend(store, clock, hotOplogEntries);
     }
 
     private static BsonTimestamp newestOplogTimestamp(MongoBackend backend) {
@@ -266,7 +267,8 @@ public class MongoLauncher {
 
         @Override
         protected Oplog createOplog() {
-            indexed = IndexedOplog.create(this, getCursorRegistry());
+            // every entry: the collection holds the same documents in memory anyway
+            indexed = IndexedOplog.create(this, getCursorRegistry(), Integer.MAX_VALUE);
             return indexed;
         }
 
@@ -291,9 +293,11 @@ public class MongoLauncher {
     static final class IndexedH2Backend extends H2Backend implements IndexedBackend {
         private IndexedOplog indexed;
         private GroupCommit durability;
+        private final int hotOplogEntries;
 
-        IndexedH2Backend(MVStore store, Clock clock) {
+        IndexedH2Backend(MVStore store, Clock clock, int hotOplogEntries) {
             super(store, clock);
+            this.hotOplogEntries = hotOplogEntries;
         }
 
         @Override
@@ -303,7 +307,7 @@ public class MongoLauncher {
 
         @Override
         protected Oplog createOplog() {
-            indexed = IndexedOplog.create(this, getCursorRegistry());
+            indexed = IndexedOplog.create(this, getCursorRegistry(), hotOplogEntries);
             indexed.hideUnstored(); // an entry is readable once it is in the file: a crash cannot take it back
             durability = new GroupCommit(getMvStore(), indexed);
             return indexed;

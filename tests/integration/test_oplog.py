@@ -136,6 +136,23 @@ def documents_on_topic(settings: Settings) -> list[dict]:
         consumer.close()
 
 
+def test_a_stream_resumed_behind_what_the_stand_in_keeps_in_memory_gets_every_change(client: MongoClient) -> None:
+    """On disk the stand-in keeps only the newest oplog entries in memory (a twentieth of the oplog: 10 of 200
+    here); a stream further behind reads the rest back from the file, in order, with their documents."""
+    collection = own_collection(client)
+    start = kept_time(collection)
+    collection.insert_one({"n": -1})
+    with collection.watch(start_at_operation_time=start) as stream:
+        token = next_event(stream, "the change event of the first insert", "n")["_id"]
+    collection.insert_many([{"n": n} for n in range(60)])
+    collection.update_one({"n": 0}, {"$set": {"price": 1}})
+    with collection.watch(resume_after=token, full_document="updateLookup") as stream:
+        events = next_events(stream, 61, "every change after the token")
+    assert [e["fullDocument"]["n"] for e in events] == [*range(60), 0]
+    assert [e["operationType"] for e in events] == ["insert"] * 60 + ["update"]
+    assert events[-1]["updateDescription"]["updatedFields"] == {"price": 1}
+
+
 def test_the_relay_resyncs_loudly_from_a_lost_position(oplog_stack: LocalStack, client: MongoClient, tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     collection = own_collection(client)
