@@ -32,7 +32,7 @@ import numpy as np
 import psutil
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.common import bench_settings, stamp_append_time, stop_on_sigterm
+from bench.common import WARMING, bench_settings, stamp_append_time, stop_on_sigterm
 from bench.load import LoadProcess
 from bench.probe import FreshnessProbe
 from bench.resources import ResourceSampler
@@ -131,9 +131,7 @@ def run_path(cdc_mode: str, args: argparse.Namespace) -> dict:
                        probe.expect, distinct_times=True)
     resources.add("bench: load", load.pid)
     try:
-        _phase(cdc_mode, 200, 10, load, probe, arrival, resources)  # warm-up: Spark's first batches, not reported
-        phases = [_phase(cdc_mode, rate, args.hold if rate == args.rates[-1] else args.duration, load, probe, arrival,
-                         resources) for rate in args.rates]
+        phases = _phases(cdc_mode, args, load, probe, arrival, resources)
         exact = exactness(client[settings.database], state)
         return {"cdc_mode": cdc_mode, "stream_mode": settings.stream_mode, "phases": phases, "exact": exact}
     finally:
@@ -147,9 +145,22 @@ def run_path(cdc_mode: str, args: argparse.Namespace) -> dict:
         local.stop()
 
 
+def _phases(cdc_mode: str, args: argparse.Namespace, load: LoadProcess, probe: FreshnessProbe, arrival: KafkaArrival,
+            resources: ResourceSampler) -> list[dict]:
+    _phase(cdc_mode, 200, 10, load, probe, arrival, resources)  # warm-up: Spark's first batches, not reported
+    # Then the JVMs' first minutes at the first rate, reported apart (see ``bench.common.WARMING``).
+    warming = [_phase(cdc_mode, args.rates[0], args.warm, load, probe, arrival, resources,
+                      f"{WARMING} {args.warm:.0f} s")] if args.warm else []
+    return warming + [_phase(cdc_mode, rate, args.hold if rate == args.rates[-1] else args.duration, load, probe,
+                             arrival, resources) for rate in args.rates]
+
+
+STRETCH_S = 30
+
+
 def _phase(cdc_mode: str, rate: int, duration: float, load: LoadProcess, probe: FreshnessProbe,
-           arrival: KafkaArrival, resources: ResourceSampler) -> dict:
-    name = f"{cdc_mode} @ {rate:,}/s"
+           arrival: KafkaArrival, resources: ResourceSampler, note: str = "") -> dict:
+    name = f"{cdc_mode} @ {rate:,}/s" + (f", {note}" if note else "")
     print(f"[bench.cdc] {name} for {duration:.0f} s", flush=True)
     resources.phase = name
     run = load.run(rate, duration)
@@ -163,11 +174,26 @@ def _phase(cdc_mode: str, rate: int, duration: float, load: LoadProcess, probe: 
     arrival.read_new()
     kafka = arrival.percentiles(run.started_at, run.ended_at + 5)
     state = asdict(probe.percentiles(run.started_at, run.ended_at + 1e-6))
+    over_time = _by_stretch(probe, run.started_at, run.ended_at)
     phase = {"phase": name, "rate_per_s": rate, "duration_s": duration, "achieved_per_s": round(run.achieved_per_s),
-             "kafka": kafka, "state": state, "drained_after_s": drained_after_s, "resources": resources.summary(name)}
+             "kafka": kafka, "state": state, "state_by_stretch": over_time, "drained_after_s": drained_after_s,
+             "resources": resources.summary(name)}
     print(f"[bench.cdc]   achieved {run.achieved_per_s:,.0f}/s; insert -> Kafka p50 {kafka['p50_ms']} ms, p99 "
           f"{kafka['p99_ms']} ms; insert -> state p50 {_s(state['p50_s'])}, p99 {_s(state['p99_s'])}", flush=True)
+    if len(over_time) > 1:
+        print("[bench.cdc]   insert -> state p50 / p99 per " f"{STRETCH_S} s: " + ", ".join(
+            f"{_s(s['p50_s'])} / {_s(s['p99_s'])}" for s in over_time), flush=True)
     return phase
+
+
+def _by_stretch(probe: FreshnessProbe, started_at: float, ended_at: float) -> list[dict]:
+    """Insert -> state per STRETCH_S of a phase: a stall (a query's restart or rollover) shows where it was,
+    instead of only as the whole phase's tail."""
+    stretches, start = [], started_at
+    while start < ended_at - STRETCH_S / 3:  # a last sliver (the load's end) is no stretch of its own
+        stretches.append(asdict(probe.percentiles(start, min(start + STRETCH_S, ended_at + 1e-6))))
+        start += STRETCH_S
+    return stretches
 
 
 def _s(value: float | None) -> str:
@@ -219,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=lambda text: [int(v) for v in text.split(",")], default=[1000, 5000, 10000])
     parser.add_argument("--duration", type=float, default=30, help="seconds of load per rate")
     parser.add_argument("--hold", type=float, default=60, help="seconds of load at the last (highest) rate")
+    parser.add_argument("--warm", type=float, default=180,
+                        help="seconds of load at the first rate before the measured ones, reported apart; 0: none")
     parser.add_argument("--stream-mode", choices=STREAM_MODES, default=STREAM_MODES[0],
                         help="the queries that feed the state (default: the app's default)")
     args = parser.parse_args(argv)

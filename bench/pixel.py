@@ -33,7 +33,7 @@ from pymongo import MongoClient
 
 from bench.appserver import AppServer
 from bench.browser import ELEMENTS, Viewer, Viewers
-from bench.common import bench_settings, machine, stamp_append_time, stop_on_sigterm
+from bench.common import WARMING, bench_settings, machine, stamp_append_time, stop_on_sigterm
 from bench.load import LoadRun, PacedLoad
 from bench.pixel_ledgers import ledger_phase
 from bench.pixel_report import delays, print_tables, process_groups, stage_delays, stats
@@ -80,10 +80,13 @@ class PixelBench:
             "archive": self.stack.services["archive"].pid(), "bench (load, probes, Playwright)": os.getpid()})
         self.viewers = Viewers(self.app.url, PROBE_SYMBOL)
         self._warm_up()
+        rate = self.args.rate
+        if self.args.warm_load:  # what a viewer sees in the first minutes, and a settled JVM for what follows
+            self._load_phase(f"{rate:,}/s, Market, {WARMING} {self.args.warm_load:.0f} s", ["market"], rate,
+                             self.args.warm_load)
         for name, kinds in (("idle, 0 viewers", []), ("idle, 1 viewer (Market)", ["market"]),
                             (f"idle, {len(FIVE)} viewers", FIVE)):
             self._idle_phase(name, kinds)
-        rate = self.args.rate
         for name, kinds in ((f"{rate:,}/s, 1 viewer (Market)", ["market"]),
                             (f"{rate:,}/s, 1 viewer (Stock)", ["stock"]),
                             (f"{rate:,}/s, {len(FIVE)} viewers", FIVE)):
@@ -136,8 +139,9 @@ class PixelBench:
         self.phases.append({"phase": name, "viewers": kinds, "rate_per_s": 0, "duration_s": self.args.idle_duration,
                             "resources": resources.summary(name)})
 
-    def _load_phase(self, name: str, kinds: list[str], rate: int) -> None:
-        self.say(f"{name}: {self.args.duration:.0f} s, a probe every ~{self.args.probe_interval:g} s")
+    def _load_phase(self, name: str, kinds: list[str], rate: int, duration: float | None = None) -> None:
+        duration = duration or self.args.duration
+        self.say(f"{name}: {duration:.0f} s, a probe every ~{self.args.probe_interval:g} s")
         resources = self.sampler()
         resources.phase = "settle"
         viewers = self.open_viewers(kinds)
@@ -145,16 +149,16 @@ class PixelBench:
         stop = threading.Event()
         resources.phase = name
         with ThreadPoolExecutor(1, thread_name_prefix="load") as pool:
-            loading = pool.submit(self.load.run, rate, self.args.duration, stop)
+            loading = pool.submit(self.load.run, rate, duration, stop)
             try:
-                probes = self.probes.run(self.args.duration, self.args.probe_interval, stop)
+                probes = self.probes.run(duration, self.args.probe_interval, stop)
             finally:
                 stop.set()
             run = loading.result()
         resources.phase = "settle"
         if probes:
             self._shown(viewers, probes[-1][0], timeout_s=10)  # the last probes get their chance to show
-        self.phases.append(self._summary(name, kinds, rate, run, probes, viewers))
+        self.phases.append(self._summary(name, kinds, rate, run, probes, viewers) | {"duration_s": duration})
 
     def _summary(self, name: str, kinds: list[str], rate: int, run: LoadRun, probes: list[tuple[str, float]],
                  viewers: list[Viewer]) -> dict:
@@ -247,6 +251,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-duration", type=float, default=15, help="seconds of each idle phase's measurement")
     parser.add_argument("--probe-interval", type=float, default=0.25, help="mean seconds between probe trades")
     parser.add_argument("--settle", type=float, default=5, help="seconds between opening viewers and measuring")
+    parser.add_argument("--warm-load", type=float, default=240,
+                        help="seconds of load with a Market viewer right after the start, measured as a phase of its "
+                             "own (the JVM compiling), before the idle and loaded phases; 0: none")
     parser.add_argument("--warm-up-timeout", type=float, default=400,
                         help="seconds for the app's Spark queries to start and a probe to reach the screen")
     return parser

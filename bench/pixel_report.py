@@ -8,7 +8,7 @@ import math
 import numpy as np
 import psutil
 
-from bench.common import machine_line
+from bench.common import WARMING, machine_line
 from pipeline.settings import PROJECT_ROOT
 
 # The processes of the stack as `make run` starts it (the app hosts the Spark queries); the rest is the
@@ -140,7 +140,8 @@ def _per_viewer(result: dict, by_phase: dict[str, dict[str, float]]) -> None:
     app process's alone."""
     phases = [p["phase"] for p in result["phases"]]
     idle = [by_phase[name] for name in phases if name.startswith("idle")]
-    loaded = [by_phase[name] for name in phases if not name.startswith("idle") and "Pipeline" not in name]
+    loaded = [by_phase[name] for name in phases if not name.startswith("idle") and "Pipeline" not in name
+              and WARMING not in name]
     print()
     for part in ("stack", "app") if len(idle) == 3 else ():
         print(f"idle, {part}: {idle[1][part]:.1f} % with 1 viewer "
