@@ -43,9 +43,9 @@ import de.bwaldvogel.mongo.oplog.CollectionBackedOplog;
  * <p>
  * On disk, only the newest entries stay in memory as documents ({@link #hotEntries}); the map keeps the
  * older ones' keys and a stream that far behind (a relay catching up) reads them back from the store.
- * With every entry of a full oplog in memory (200,000 by default, ~1.9 KB of heap each) the stand-in's live
- * heap grew to ~400 MB, and its collector stopped it for 0.1-0.5 s at a time, every write and change
- * stream waiting (measured at 1,000 inserts/s).
+ * With every entry in memory (~1.9 KB of heap each), an oplog of 200,000 entries (the benchmarks') filled the
+ * default 512 MB heap, and the collector stopped the stand-in for 0.7-1.1 s at a time, every write and change
+ * stream waiting (measured at 1,000 inserts/s; docs/benchmarks.md, "The stand-in on disk").
  */
 final class IndexedOplog extends CollectionBackedOplog {
 
