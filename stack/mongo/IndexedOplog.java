@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 import org.h2.mvstore.MVStore;
@@ -68,6 +69,8 @@ final class IndexedOplog extends CollectionBackedOplog {
     // the newest entry change streams may read: all of them, unless the store hides what is not in its file yet
     private volatile long visibleThrough = Long.MAX_VALUE;
     private volatile Runnable newEntries = () -> { }; // told when entries become readable (AwaitData)
+    // The entries of the insert command running on this thread, held back until it is known which it inserted.
+    private final ThreadLocal<List<Inserts.Held>> heldInserts = new ThreadLocal<>();
 
     private IndexedOplog(MongoBackend backend, MongoCollection<Document> view, MongoCollection<Document> store,
                          ConcurrentSkipListMap<Long, Document> index, MongoCollection<Document> trimState,
@@ -132,8 +135,27 @@ final class IndexedOplog extends CollectionBackedOplog {
 
     // Writes take one lock: timestamps are handed out and entries indexed in the same order, so every
     // entry is appended after all the others, and a reader that saw an entry has seen all older ones.
+    /** Runs {@code command} with the inserts it records on this thread held in {@code held} ({@link Inserts}). */
+    <T> T holdingInserts(List<Inserts.Held> held, Supplier<T> command) {
+        heldInserts.set(held);
+        try {
+            return command.get();
+        } finally {
+            heldInserts.remove();
+        }
+    }
+
     @Override
-    public synchronized void handleInsert(String namespace, List<Document> documents) {
+    public void handleInsert(String namespace, List<Document> documents) {
+        List<Inserts.Held> held = heldInserts.get();
+        if (held != null) {
+            held.add(new Inserts.Held(namespace, documents));
+        } else {
+            record(namespace, documents);
+        }
+    }
+
+    private synchronized void record(String namespace, List<Document> documents) {
         super.handleInsert(namespace, documents);
         if (visibleThrough == Long.MAX_VALUE) { // readable at once (in memory)
             newEntries.run();

@@ -44,7 +44,8 @@ final class Commands {
             }
             SESSION_FIELDS.forEach(query::remove);
             ChangeStreamCursor.takePostBatchResumeToken(); // none left over from a failed command
-            reply = FindAndModify.run(backend, oplog, database, command, query, execute);
+            reply = FindAndModify.run(backend, oplog, database, command, query,
+                sent -> Inserts.run(oplog, command, sent, execute));
             store.run();
             Document token = ChangeStreamCursor.takePostBatchResumeToken();
             if (token != null && reply != null && reply.get("cursor") instanceof Document) {

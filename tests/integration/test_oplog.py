@@ -23,7 +23,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
-from pymongo.errors import OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from pipeline.services.paths import relay_paths
 from pipeline.services.relay import ResumeTokenStore
@@ -239,6 +239,34 @@ def test_find_and_modify_writes_produce_change_events(client: MongoClient) -> No
         assert collection.find_one_and_update({"sym": "none"}, {"$set": {"qty": 0}}) is None  # no write, no event
         collection.insert_one({"sym": "E"})
         assert check("insert", "the insert after a findAndModify that matched nothing")["fullDocument"]["sym"] == "E"
+
+
+def test_a_refused_insert_is_no_change_event(client: MongoClient) -> None:
+    """A duplicate _id (a client's retry, or a forged trade reusing a real one's id) is refused by MongoDB and
+    must not reach a change stream: the dashboard would count a trade MongoDB does not hold."""
+    collection = own_collection(client)
+    collection.create_index("trade_id", unique=True)
+    collection.insert_one({"_id": 1, "trade_id": "T1", "price": 100})
+    with collection.watch(start_at_operation_time=kept_time(collection)) as stream:
+        while stream.try_next() is not None:  # the first insert
+            pass
+        with pytest.raises(DuplicateKeyError):
+            collection.insert_one({"_id": 1, "trade_id": "forged", "price": 1})
+        with pytest.raises(DuplicateKeyError):  # refused by another unique index
+            collection.insert_one({"_id": 2, "trade_id": "T1", "price": 1})
+        with pytest.raises(BulkWriteError) as ordered:  # stops at the refused one, as MongoDB does
+            collection.insert_many([{"_id": 3, "trade_id": "T3"}, {"_id": 1}, {"_id": 4, "trade_id": "T4"}])
+        assert ordered.value.details["nInserted"] == 1
+        with pytest.raises(BulkWriteError) as unordered:
+            collection.insert_many([{"_id": 5, "trade_id": "T5"}, {"_id": 1}, {"_id": 6, "trade_id": "T6"}],
+                                   ordered=False)
+        assert unordered.value.details["nInserted"] == 2
+        collection.insert_one({"_id": 7, "trade_id": "T7"})
+        events = next_events(stream, 4, "the change events of the four inserted documents")
+        assert [event["documentKey"]["_id"] for event in events] == [3, 5, 6, 7]
+        assert stream.try_next() is None
+    assert sorted(document["_id"] for document in collection.find()) == [1, 3, 5, 6, 7]
+    assert collection.find_one({"_id": 1})["price"] == 100
 
 
 def next_events(stream: Any, count: int, what: str) -> list[Mapping[str, Any]]:
