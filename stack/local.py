@@ -27,6 +27,11 @@ STACK_DIR = Path(__file__).resolve().parent
 # take 69-72 % of a core at 10,000 inserts/s where C2 takes 46-50 % (docs/benchmarks.md, "JVM flags").
 JVM_HEAP = ["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC"]
 ONE_SHOT_JVM = [*JVM_HEAP, "-XX:TieredStopAtLevel=1"]  # a tool that only starts and ends: compiling more is waste
+# Every write and change stream of the stand-in waits out its collector's pauses. With the serial collector, at
+# 1,000 inserts/s on the default stack: 31 full collections in 2 minutes, pauses of up to 110 ms (300 ms with the
+# benchmarks' oplog), 7.6 s stopped; G1 with a 20 ms target: no full collection, at most 37 ms, 2.2 s stopped,
+# the same CPU (docs/benchmarks.md, "JVM flags").
+MONGO_JVM = ["-Xms64m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
 # Long enough for another process to start every service (the start timeouts of mongo, kafka, relay, archive).
 START_LOCK_TIMEOUT_S = 300.0
 
@@ -96,7 +101,7 @@ class LocalStack:
         storage = ["--memory"] if s.local_mongo_storage == "memory" else ["--data-dir", str(s.data_dir / "mongo")]
         return ServiceProcess(
             name="mongo",
-            command=[java, *JVM_HEAP, f"-Xmx{s.local_mongo_heap_mb}m",
+            command=[java, *MONGO_JVM, f"-Xmx{s.local_mongo_heap_mb}m",
                      "-cp", jvm.launcher_classpath(STACK_DIR / "mongo", "mongo"), "MongoLauncher",
                      "--port", str(s.local_mongo_port), "--oplog-max-entries", str(s.local_mongo_oplog_entries), *storage],
             run_dir=self.run_dir,
