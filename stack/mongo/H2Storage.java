@@ -24,7 +24,6 @@ import de.bwaldvogel.mongo.backend.IndexKey;
 import de.bwaldvogel.mongo.backend.KeyValue;
 import de.bwaldvogel.mongo.backend.Missing;
 import de.bwaldvogel.mongo.backend.ValueComparator;
-import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
@@ -76,7 +75,7 @@ final class BsonH2Database extends H2Database {
             log.info("converted {} documents of {} to BSON storage", data.size(), namespace);
         }
         MVMap<String, Object> meta = store.openMap("meta." + namespace);
-        return new H2Collection(this, collectionName, options, data, meta, cursorRegistry);
+        return new RecordedH2Collection(this, collectionName, options, data, meta, cursorRegistry);
     }
 
     @Override

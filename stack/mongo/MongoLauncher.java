@@ -27,6 +27,8 @@
  *    skipping them;
  *  - findAndModify writes (findOneAndUpdate/Replace/Delete, upserts) are recorded in the oplog like
  *    plain writes (FindAndModify);
+ *  - the oplog holds what was written, and only that: an insert records the documents it inserted, not the
+ *    refused ones (Inserts), and an update refused part-way the documents it updated before (PartialUpdates);
  *  - on disk, collections are stored as BSON with MongoDB-ordered indexes (5x the library's inserts/s),
  *    and a write is acknowledged once it is in the file, so a kill -9 loses no acknowledged write; change
  *    streams read only what is in the file (H2Storage: BsonH2Database, GroupCommit);
@@ -34,7 +36,7 @@
  *    awaitData does, without holding a Netty thread (AwaitData).
  * Files: MongoLauncher (start, options, backends), ReplicaSet (commands and topology replies),
  * ChangeStreams (events, tokens, cursors), IndexedOplog (oplog index, history, trimming), FindAndModify,
- * H2Storage, AwaitData.
+ * Inserts, PartialUpdates, H2Storage, AwaitData.
  * Not done: transactions, db.watch()/client.watch(), pre-images (fullDocumentBeforeChange).
  *
  * Prints exactly one line to stdout, "READY port=<port>", once it accepts connections; everything
@@ -72,6 +74,7 @@ import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.MongoServerException;
@@ -263,6 +266,11 @@ public class MongoLauncher {
 
         IndexedMemoryBackend(Clock clock) {
             super(clock);
+        }
+
+        @Override
+        public MemoryDatabase openOrCreateDatabase(String databaseName) {
+            return new RecordedMemoryDatabase(databaseName, getCursorRegistry());
         }
 
         @Override

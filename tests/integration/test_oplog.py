@@ -1,6 +1,7 @@
 """The stand-in's oplog on a stack of its own, capped small: a resume point that was trimmed away is refused
 as a replica set refuses it (ChangeStreamHistoryLost, code 286), the relay resyncs from it loudly and goes
-on, and findAndModify writes (find_one_and_*) produce change events like the plain writes. The stand-in also
+on, findAndModify writes (find_one_and_*) produce change events like the plain writes, and a refused write
+produces none (an update refused part-way, one for each document it wrote before). The stand-in also
 answers as a one-member replica set does: change events of a replica set's shape (ns, documentKey {_id},
 wallTime, replace, updateDescription), operationTime on replies, a postBatchResumeToken that moves while the
 watched collection is idle, a plain watch(), and ?replicaSet=rs0 in the URI."""
@@ -267,6 +268,25 @@ def test_a_refused_insert_is_no_change_event(client: MongoClient) -> None:
         assert stream.try_next() is None
     assert sorted(document["_id"] for document in collection.find()) == [1, 3, 5, 6, 7]
     assert collection.find_one({"_id": 1})["price"] == 100
+
+
+def test_an_update_that_fails_part_way_reports_what_it_wrote(client: MongoClient) -> None:
+    """A replica set records each document an update wrote, also when a later one is refused: a price corrected
+    by an update_many that then hit a unique index must still reach the dashboard."""
+    collection = own_collection(client)
+    collection.create_index("trade_id", unique=True)
+    collection.insert_many([{"_id": 1, "trade_id": "T1", "price": 10}, {"_id": 2, "trade_id": "T2", "price": 20}])
+    with collection.watch(start_at_operation_time=kept_time(collection)) as stream:
+        while stream.try_next() is not None:  # the inserts
+            pass
+        with pytest.raises(DuplicateKeyError):  # the first gets trade_id T9, the second is refused it
+            collection.update_many({}, {"$set": {"trade_id": "T9", "price": 11}})
+        written = next_event(stream, "the change event of the document updated before the refusal")
+        assert written["operationType"] == "update" and written["documentKey"] == {"_id": 1}
+        assert written["updateDescription"]["updatedFields"] == {"trade_id": "T9", "price": 11}
+        collection.insert_one({"_id": 3, "trade_id": "T3"})
+        assert next_event(stream, "the next change event")["documentKey"] == {"_id": 3}  # nothing for the refused one
+    assert [(d["_id"], d.get("price")) for d in collection.find(sort=[("_id", 1)])] == [(1, 11), (2, 20), (3, None)]
 
 
 def next_events(stream: Any, count: int, what: str) -> list[Mapping[str, Any]]:
