@@ -133,8 +133,6 @@ final class IndexedOplog extends CollectionBackedOplog {
             });
     }
 
-    // Writes take one lock: timestamps are handed out and entries indexed in the same order, so every
-    // entry is appended after all the others, and a reader that saw an entry has seen all older ones.
     /** Runs {@code command} with the inserts it records on this thread held in {@code held} ({@link Inserts}). */
     <T> T holdingInserts(List<Inserts.Held> held, Supplier<T> command) {
         heldInserts.set(held);
@@ -155,6 +153,8 @@ final class IndexedOplog extends CollectionBackedOplog {
         }
     }
 
+    // Writes take one lock: timestamps are handed out and entries indexed in the same order, so every
+    // entry is appended after all the others, and a reader that saw an entry has seen all older ones.
     private synchronized void record(String namespace, List<Document> documents) {
         super.handleInsert(namespace, documents);
         if (visibleThrough == Long.MAX_VALUE) { // readable at once (in memory)
