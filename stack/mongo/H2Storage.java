@@ -189,12 +189,25 @@ final class BsonValueType extends BasicDataType<Object> {
             KeyValue x = (KeyValue) a;
             KeyValue y = (KeyValue) b;
             for (int i = 0; i < Math.min(x.size(), y.size()); i++) {
-                int c = ORDER.compare(x.get(i), y.get(i));
+                int c = compareValues(x.get(i), y.get(i));
                 if (c != 0) {
                     return c;
                 }
             }
             return Integer.compare(x.size(), y.size());
+        }
+        return compareValues(a, b);
+    }
+
+    // The library's comparator finds each value's type in a list of classes, one isAssignableFrom at a time,
+    // before it compares (6 % of the stand-in's CPU at 10,000 inserts/s). ObjectIds and timestamps, the keys of
+    // every insert and oplog entry, are compared here as that comparator compares two of them: same order.
+    private static int compareValues(Object a, Object b) {
+        if (a instanceof ObjectId && b instanceof ObjectId) {
+            return ((ObjectId) a).compareTo((ObjectId) b);
+        }
+        if (a instanceof BsonTimestamp && b instanceof BsonTimestamp) {
+            return ((BsonTimestamp) a).compareTo((BsonTimestamp) b);
         }
         return ORDER.compare(a, b);
     }
@@ -259,10 +272,36 @@ final class BsonValueType extends BasicDataType<Object> {
 final class OrderedUniqueIndex extends AbstractUniqueIndex<Object> {
 
     private final MVMap<KeyValue, Object> map;
+    // The one top-level field this index is on (an _id index), else null.
+    private final String field;
 
     OrderedUniqueIndex(MVMap<KeyValue, Object> map, String name, List<IndexKey> keys, boolean sparse) {
         super(name, keys, sparse);
         this.map = map;
+        String first = keys.get(0).getKey();
+        this.field = keys.size() == 1 && !first.contains(".") ? first : null;
+    }
+
+    // The library works out a document's key through streams and maps whatever the index, and an insert does it
+    // three times per index (7 % of the stand-in's CPU at 10,000 inserts/s). The key of an ObjectId or a timestamp
+    // in a one-field index (every _id index here, the oplog's too) is that value as it is, as the library's is.
+    private KeyValue scalarKey(Document document) {
+        Object value = field != null ? document.get(field) : null;
+        return value instanceof ObjectId || value instanceof BsonTimestamp ? new KeyValue(value) : null;
+    }
+
+    @Override
+    public Set<KeyValue> getKeyValues(Document document) {
+        KeyValue key = scalarKey(document);
+        return key != null ? Set.of(key) : super.getKeyValues(document);
+    }
+
+    @Override
+    public synchronized void checkAdd(Document document, MongoCollection<Object> collection) {
+        KeyValue key = scalarKey(document);
+        if (key == null || containsKey(key)) {
+            super.checkAdd(document, collection); // any other key, and a duplicate's error, as the library has them
+        }
     }
 
     @Override

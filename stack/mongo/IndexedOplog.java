@@ -253,7 +253,11 @@ final class IndexedOplog extends CollectionBackedOplog {
         if (entry.getValue() != IN_STORE) {
             return entry.getValue();
         }
-        for (Document stored : store.handleQuery(new Document("_id", timestamp(entry.getKey())))) {
+        BsonTimestamp id = timestamp(entry.getKey());
+        if (store instanceof DocumentsById) {
+            return ((DocumentsById) store).byId(id);
+        }
+        for (Document stored : store.handleQuery(new Document("_id", id))) {
             return stored;
         }
         return null;
@@ -327,6 +331,17 @@ final class IndexedOplog extends CollectionBackedOplog {
         return Instant.ofEpochSecond(Integer.toUnsignedLong(ts.getTime())) + " (Timestamp("
             + Integer.toUnsignedLong(ts.getTime()) + ", " + ts.getInc() + "))";
     }
+}
+
+/**
+ * A collection that finds a document by its _id without a query. Trimming reads back every entry it removes
+ * (its index keys and size come from the document), and a query for each (planned, looked up in the _id index,
+ * matched, copied) was half of the trimming's CPU at 10,000 inserts/s.
+ */
+interface DocumentsById {
+
+    /** The document whose _id is {@code id}, or null. */
+    Document byId(Object id);
 }
 
 /**

@@ -8,6 +8,7 @@ import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.backend.ArrayFilters;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Missing;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.memory.MemoryCollection;
 import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
@@ -54,8 +55,8 @@ final class PartialUpdates {
     }
 }
 
-/** The H2 backend's collection, its partly failed updates recorded ({@link PartialUpdates}). */
-final class RecordedH2Collection extends H2Collection {
+/** The H2 backend's collection, its partly failed updates recorded ({@link PartialUpdates}), found by _id directly. */
+final class RecordedH2Collection extends H2Collection implements DocumentsById {
 
     RecordedH2Collection(MongoDatabase database, String name, CollectionOptions options, MVMap<Object, Document> data,
                          MVMap<String, Object> meta, CursorRegistry cursors) {
@@ -73,6 +74,11 @@ final class RecordedH2Collection extends H2Collection {
     protected void handleUpdate(Object position, Document oldDocument, Document newDocument) {
         super.handleUpdate(position, oldDocument, newDocument);
         PartialUpdates.written(newDocument);
+    }
+
+    @Override
+    public Document byId(Object id) {
+        return getDocument(Missing.ofNullable(id)); // H2Collection keys each document by its _id
     }
 }
 
