@@ -34,6 +34,7 @@ from tests.children import isolated
 from tests.events import CLUSTER_SECONDS, KAFKA_SCHEMA, change_event, kafka_rows, trade_doc
 from tests.modes import wait_for_the_record
 from tests.oracle import OracleTick, expected_metrics, metric_values
+from tests.trading_day import clear_of_midnight_ist
 
 pytestmark = pytest.mark.integration
 HORIZON_S = 60  # a dedupe horizon small enough to pass in a few events' database time
@@ -120,6 +121,7 @@ def wait_for_trades(job: MarketJob, symbol: str, count: int):
 def test_late_ticks_reach_the_late_kafka_topic(market_job, stack, mongo_client, transactions, fresh_symbol):
     """A tick older than the candle watermark is published on ``<topic>.late`` with its event time and how late
     it was, keyed by its event id; the on-time tick is not."""
+    clear_of_midnight_ist(lookback=timedelta(seconds=stack.candle_lateness_s + 600))  # the late tick: today's too
     now = datetime.now(timezone.utc).replace(microsecond=0)
     transactions.insert_one({"symbol": fresh_symbol, "price": 100, "quantity": 1, "trade_time": now})
     wait_for_trades(market_job, fresh_symbol, 1)
@@ -217,6 +219,7 @@ def test_a_restarted_job_shows_the_persisted_market_at_once(stack, spark, tmp_pa
     """A new MarketJob on the same database and checkpoint starts with the figures, candles and ledgers of the
     last run already in its state: before any new trade, before its first batch."""
     settings = isolated(stack, tmp_path, "restart")
+    clear_of_midnight_ist(lookback=timedelta(seconds=settings.candle_lateness_s + 600))  # the late tick: today's too
     now = int(datetime.now(timezone.utc).timestamp())
     iso = lambda s: datetime.fromtimestamp(s, tz=timezone.utc).isoformat().replace("+00:00", "Z")  # noqa: E731
     name = f"stockdash_restart_{uuid.uuid4().hex[:6]}"

@@ -10,25 +10,15 @@ from decimal import Decimal
 import pytest
 from kafka import KafkaConsumer
 
-from pipeline.domain.days import IST, session_start_s
+from pipeline.domain.days import session_start_s
 from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.sinks.ledger import dead_letters
 from pipeline.waits import wait_until
 from tests.modes import DEFAULT_MODE_ONLY, wait_for_the_record
+from tests.trading_day import clear_of_midnight_ist
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 5, 9, 15, tzinfo=timezone.utc)
-
-
-def clear_of_midnight_ist() -> None:
-    """Waits out the minutes around midnight IST, when the market's trading day rolls over: a trade dated a minute
-    back, or another test's dated up to the clock skew ahead, is then in another session than the test expects
-    (CI once ran the late-tick test at 23:59 IST and the earlier minute's candle was an earlier session's)."""
-    def clear() -> bool:
-        now = datetime.now(IST)
-        midnight = (now + timedelta(minutes=3)).replace(hour=0, minute=0, second=0, microsecond=0)
-        return not midnight - timedelta(minutes=3) <= now < midnight + timedelta(minutes=2)
-    wait_until(clear, timeout=6 * 60, interval=1, what="the minutes around midnight IST to pass")
 
 
 def wait_for_trades(job, symbol: str, count: int, timeout: float = 60):
@@ -218,6 +208,7 @@ def test_a_set_aside_record_written_again_is_not_counted_again(stack, mongo_clie
 
 
 def test_a_tick_beyond_the_watermark_lands_in_the_late_ledger(market_job, stack, mongo_client, transactions, fresh_symbol):
+    clear_of_midnight_ist(lookback=timedelta(seconds=stack.candle_lateness_s + 600))  # the late tick: today's too
     now = datetime.now(timezone.utc).replace(microsecond=0)
     transactions.insert_one({"symbol": fresh_symbol, "price": 100, "quantity": 1, "trade_time": now})
     wait_for_trades(market_job, fresh_symbol, 1)

@@ -122,8 +122,10 @@ def test_a_started_service_is_recognised_and_stopped(tmp_path):
     svc = service(tmp_path / "run", [], [sys.executable, "-c", "import time; time.sleep(120)"])
     assert svc.start()
     pid = svc.pid()
-    assert pid is not None and proc.read_pid_file(svc.pid_file).verifiable  # type: ignore[union-attr]
-    svc.stop()
+    try:
+        assert pid is not None and proc.read_pid_file(svc.pid_file).verifiable  # type: ignore[union-attr]
+    finally:
+        svc.stop()
     assert not proc.pid_alive(pid) and not svc.pid_file.exists()
 
 
@@ -135,9 +137,11 @@ def test_a_launcher_script_that_execs_its_program_is_still_recognised(tmp_path):
     svc = service(tmp_path / "run", [], [str(launcher), "120"])
     assert svc.start()
     pid = svc.pid()
-    assert pid is not None
-    wait_until(lambda: (info := proc.read(pid)) is not None and info.cmdline[:1] == ("sleep",), timeout=10,
-               what="the launcher exec'd sleep")
-    assert svc.pid() == pid
-    svc.stop()
+    try:
+        assert pid is not None
+        wait_until(lambda: (info := proc.read(pid)) is not None and info.cmdline[:1] == ("sleep",), timeout=30,
+                   what="the launcher exec'd sleep")
+        assert svc.pid() == pid
+    finally:
+        svc.stop()  # a failed check must not leave its child running
     assert not proc.pid_alive(pid)
