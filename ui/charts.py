@@ -111,6 +111,14 @@ def _candle_template(interval_label: str, zoom: tuple[float, float] | None) -> d
     return spec
 
 
+# The room for the volume bars below the lowest price can reach below zero (a day from ₹2 to ₹3,500): no price
+# is negative, so that part of the axis has no label, tick or grid line.
+_BELOW_ZERO = "datum.value < 0"
+PRICE_AXIS = alt.Axis(labelExpr=f"{_BELOW_ZERO} ? '' : datum.label",
+                      gridOpacity=alt.condition(_BELOW_ZERO, alt.value(0), alt.value(1)),
+                      tickOpacity=alt.condition(_BELOW_ZERO, alt.value(0), alt.value(1)))
+
+
 def _candle_layers(candles: pd.DataFrame, low: float, high: float, interval_label: str,
                    zoom: tuple[float, float] | None) -> alt.LayerChart:
     """The chart in Altair. One level of layers (it stretches to the page; Vega-Lite drops a zoom's initial
@@ -124,7 +132,7 @@ def _candle_layers(candles: pd.DataFrame, low: float, high: float, interval_labe
     price_scale = alt.Scale(zero=False, domain=[low, high])  # each redraw puts in its own
 
     def price(field: str, axis: bool = False) -> alt.Y:
-        return alt.Y(field, scale=price_scale, title="Price (₹)", axis=alt.Axis() if axis else None)
+        return alt.Y(field, scale=price_scale, title="Price (₹)", axis=PRICE_AXIS if axis else None)
 
     band = (
         alt.Chart(pd.DataFrame({"low": [low], "high": [high]}))

@@ -131,6 +131,20 @@ def test_the_candle_chart_starts_from_the_users_zoom_and_has_a_crosshair():
     assert "'value': {'x'" not in str(candlestick(frame, 100, 103, "1m"))
 
 
+def test_the_price_axis_labels_no_negative_price_below_a_wide_days_range():
+    """The volume bars' room below the day's low reaches below zero when the low is far under the high."""
+    start = datetime(2025, 11, 24, 8, 0, tzinfo=UTC)
+    frame = candles_frame(state_with(aggregate("AAA", "2", "3500", when=start), candles=minute_candles(3, start)),
+                          "AAA", 60)
+    spec = candlestick(frame, 2, 3500, "1m")
+    axes = [layer["encoding"]["y"] for layer in spec["layer"] if layer["encoding"].get("y", {}).get("axis")]
+    assert [y["title"] for y in axes] == ["Price (₹)", "Volume"]
+    price = axes[0]
+    assert price["scale"]["domain"][0] < 0  # the room for the volume bars
+    assert price["axis"]["labelExpr"] == "datum.value < 0 ? '' : datum.label"
+    assert price["axis"]["gridOpacity"] == {"condition": {"test": "datum.value < 0", "value": 0}, "value": 1}
+
+
 def test_the_zoom_comes_back_from_the_charts_selection_event():
     assert zoom_of({"selection": {"zoom": {"Start min": [10.5, 20.0]}}}) == (10.5, 20.0)
     for event in (None, {}, {"selection": {"zoom": {}}}, {"selection": {"zoom": {"Start min": [3, 3]}}}):
