@@ -21,7 +21,7 @@ from ui.status import show_service_banners
 runtime = get_runtime()
 stocks = listed_stocks()
 st.title("📊 Market")
-PRICE = st.column_config.NumberColumn(format="₹%.2f", width=72)
+PRICE = st.column_config.NumberColumn(format="₹%,.2f", width=72)
 # What the table shows, in order; the frame keeps "Symbol" as plain text beside the link.
 # The company is on the Stock page (and in the "As text" view): the table must fit 1440 px without scrolling.
 SHOWN = ["Link", "Sector", "Last", "Change", "Change %", "Trend", "High", "Low", "Prev close", "VWAP",
@@ -88,14 +88,14 @@ def market_dataframe(table: pd.DataFrame, stale_after: int) -> None:
         column_config={
             "Link": st.column_config.LinkColumn("Symbol", display_text=r"symbol=(.+)$", width=90,
                                                 help="opens the stock's page (candles, latest trades)"),
-            "Last": st.column_config.NumberColumn("Last", format="₹%.2f", width=72,
+            "Last": st.column_config.NumberColumn("Last", format="₹%,.2f", width=72,
                                                   help="the latest trade's price (by trade time) on the trading day"),
-            "Change": st.column_config.NumberColumn("Chg ₹", format="%+.2f", width=58,
+            "Change": st.column_config.NumberColumn("Chg ₹", format="%+,.2f", width=58,
                                                     help="last price minus the previous close"),
             "Change %": st.column_config.NumberColumn("Chg %", format="%+.2f%%", width=58,
                                                       help="against the previous close"),
             "High": PRICE, "Low": PRICE, "VWAP": PRICE,
-            "Prev close": st.column_config.NumberColumn("Prev", format="₹%.2f", width=72,
+            "Prev close": st.column_config.NumberColumn("Prev", format="₹%,.2f", width=72,
                                                         help="last price of the previous session, else the reference price"),
             "Volume": st.column_config.NumberColumn("Vol", format="compact", width=48, help="shares traded today"),
             "Trades": st.column_config.NumberColumn("Trades", format="compact", width=48, help="trades today"),

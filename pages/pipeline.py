@@ -42,7 +42,8 @@ def flow_metrics(snapshot: MarketSnapshot, health: HealthReport, status: QuerySt
     lag = kafka_lag(health.end_offsets, progress, runtime.settings.trades_topic)
     last = snapshot.last_batch
     cols = st.columns(6)
-    cols[0].metric("Input rate", f"{progress.get('inputRowsPerSecond', 0) or 0:,.0f} msg/s",
+    # "/s", not "msg/s": a card a sixth of the page wide cut "976 msg/s" to "976 ms…", which reads as a time.
+    cols[0].metric("Input rate", f"{progress.get('inputRowsPerSecond', 0) or 0:,.0f}/s",
                    help="messages per second arriving at the query (Spark's last progress report)")
     cols[1].metric("Batch duration", seconds(last.duration_s) if last else "–",
                    help="time of the last micro-batch's handler: collect, durable writes, state update")
@@ -78,9 +79,9 @@ def set_aside_tables(snapshot: MarketSnapshot) -> None:
     st.subheader("Set aside")
     left, right = st.columns(2)
     rejected = pd.DataFrame(
-        [{"Reason": reason, "Meaning": REJECT_REASONS.get(reason, ""), "Messages": count}
+        [{"Reason": reason, "Messages": count, "Meaning": REJECT_REASONS.get(reason, "")}
          for reason, count in sorted(snapshot.rejected_by_reason.items(), key=lambda item: -item[1])],
-        columns=["Reason", "Meaning", "Messages"])
+        columns=["Reason", "Messages", "Meaning"])  # the count before the long text, which runs past the table
     late = pd.DataFrame([{"Symbol": symbol, "Late ticks": count} for symbol, count in
                          sorted(snapshot.late_by_symbol.items(), key=lambda item: -item[1])],
                         columns=["Symbol", "Late ticks"])

@@ -16,7 +16,7 @@ from ui.status import show_service_banners
 from ui.stock_view import stock_view
 
 INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}  # 15m and 1h are merged from the 1m candles
-PRICE = st.column_config.NumberColumn(format="₹%.2f")
+PRICE = st.column_config.NumberColumn(format="₹%,.2f")
 
 runtime = get_runtime()
 stocks = listed_stocks()
