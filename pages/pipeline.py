@@ -41,9 +41,10 @@ def flow_metrics(snapshot: MarketSnapshot, health: HealthReport, status: QuerySt
     progress = status.progress
     lag = kafka_lag(health.end_offsets, progress, runtime.settings.trades_topic)
     last = snapshot.last_batch
-    cols = st.columns(6)
-    # "/s", not "msg/s": a card a sixth of the page wide cut "976 msg/s" to "976 ms…", which reads as a time.
-    cols[0].metric("Input rate", f"{progress.get('inputRowsPerSecond', 0) or 0:,.0f}/s",
+    # Two rows of three: a card a sixth of the page wide cut "976 msg/s" to "976 ms…" (which reads as a time) and
+    # "2 min ago" to "2 min a…".
+    cols = st.columns(3) + st.columns(3)
+    cols[0].metric("Input rate", f"{progress.get('inputRowsPerSecond', 0) or 0:,.0f} msg/s",
                    help="messages per second arriving at the query (Spark's last progress report)")
     cols[1].metric("Batch duration", seconds(last.duration_s) if last else "–",
                    help="time of the last micro-batch's handler: collect, durable writes, state update")

@@ -11,6 +11,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from types import MappingProxyType
 
 from pipeline.domain.book import CandleBook
@@ -267,11 +268,12 @@ class MarketState:
             )
             return self._cached
 
-    def freshness(self, window_s: float = 60.0, now: float | None = None) -> Freshness:
-        """Ingest-to-state delay of the trades applied in the last ``window_s`` seconds."""
+    def freshness(self, window_s: float = 60.0, now: float | None = None, newest: int | None = None) -> Freshness:
+        """Ingest-to-state delay of the trades applied in the last ``window_s`` seconds; of the ``newest`` of them
+        only, if given (a look at the current delay that costs no scan of every sample under the lock)."""
         since = (now or time.time()) - window_s
         with self._lock:
-            delays = sorted(delay for applied_at, delay in self._freshness if applied_at >= since)
+            delays = sorted(delay for applied_at, delay in islice(reversed(self._freshness), newest) if applied_at >= since)
         return Freshness.of(delays)
 
     def batch_reports(self, window_s: float = 600.0, now: float | None = None) -> list[BatchReport]:

@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
+
 from pipeline.domain import state as state_module
 from pipeline.domain.candles import Candle
 from pipeline.domain.snapshot import BatchReport, BatchResult, Freshness, Tick
@@ -19,6 +21,7 @@ from stack.process import free_port
 from tests.oracle import aggregate
 from ui.format import LIVE, STALE, Breadth, breadth, candles_frame, change_colour, market_table, movers, plain, recent_trades
 from ui.health import check_cdc, kafka_lag
+from ui.status import BEHIND_S, catching_up_text
 
 T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
 STOCKS = {s: Stock(s, f"{s} Ltd", "Test", 100.0) for s in ("AAA", "BBB", "CCC", "DDD")}
@@ -152,6 +155,24 @@ def test_freshness_percentiles_over_a_window(monkeypatch):
     assert (fresh.samples, fresh.p50_s, fresh.p99_s) == (1, 2.5, 2.5)
     assert state.freshness(window_s=60, now=applied_at + 120).samples == 0
     assert state.batch_reports() == [report]
+
+
+def test_the_screen_is_behind_when_its_newest_trades_took_long_and_says_how_much_is_left(monkeypatch):
+    applied_at = T0.timestamp() + 3600
+    monkeypatch.setattr(state_module.time, "time", lambda: applied_at)
+    state = MarketState()
+    ticks = [Tick("AAA", T0, f"e{i}", None, Decimal(1), 1, "buy", datetime.fromtimestamp(applied_at - delay, tz=timezone.utc))
+             for i, delay in enumerate([300.0] * 5 + [0.2] * 3)]  # a backlog, then caught up
+    state.apply_batch(BatchResult(0, ticks=tuple(ticks), report=BatchReport(0, applied_at, 0.2, 8, 8)))
+    assert state.freshness(window_s=60).p50_s == 300.0
+    assert state.freshness(window_s=60, newest=3).p50_s == pytest.approx(0.2)  # the newest alone: caught up
+    assert catching_up_text(state.freshness(window_s=60, newest=3).p50_s, 0) is None
+    text = catching_up_text(state.freshness(window_s=60, newest=8).p50_s, 104_874)
+    assert text is not None and "Catching up" in text
+    assert "5 min after" in text and "104,874 change events still to count" in text
+    assert "reached it 11 s after" in (catching_up_text(BEHIND_S + 1, None) or "")
+    assert "still to count" not in (catching_up_text(BEHIND_S + 1, None) or "")
+    assert catching_up_text(BEHIND_S, 10) is None and catching_up_text(None, 10) is None  # quiet: nothing to say
 
 
 def test_text_from_the_database_cannot_become_markup():
