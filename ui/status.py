@@ -49,6 +49,14 @@ def show_startup_banner(runtime: AppRuntime) -> bool:
 
 
 def show_service_banners(runtime: AppRuntime) -> None:
+    # One container, always drawn: banners come and go inside it and what follows keeps its place. Streamlit
+    # matches each element to the last run's by its position, so a banner appearing above the "As text" expander
+    # made that a new element, closed again.
+    with st.container():
+        _service_banners(runtime)
+
+
+def _service_banners(runtime: AppRuntime) -> None:
     if show_startup_banner(runtime):
         return
     for check in runtime.health.latest().problems:
