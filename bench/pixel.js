@@ -56,11 +56,16 @@
   // The figures (st.metric) are DOM text; the chart is SVG (Vega's renderer for small charts) whose
   // marks carry their fields in aria-label ("…; Open: 11; Close: 11.95; …"): noted when a mutation
   // puts a probe price there (the frame after it, the pixels).
+  // A figure, as st.metric draws it or as ui/push.js does: its selector, its label's and its value's.
+  const FIGURES = [['[data-testid="stMetric"]', '[data-testid="stMetricLabel"]', '[data-testid="stMetricValue"]'],
+                   ['[data-testid="liveFigure"]', ".sd-label", ".sd-value"]];
   const metrics = (at) => {
-    for (const metric of document.querySelectorAll('[data-testid="stMetric"]')) {
-      const ledger = LEDGERS[metric.querySelector('[data-testid="stMetricLabel"]')?.textContent.trim()];
-      const count = metric.querySelector('[data-testid="stMetricValue"]')?.textContent.trim().replace(/,/g, "");
-      if (ledger && /^\d+$/.test(count)) first(seen[ledger], count.padStart(9, "0"), at);
+    for (const [figure, label, value] of FIGURES) {
+      for (const metric of document.querySelectorAll(figure)) {
+        const ledger = LEDGERS[metric.querySelector(label)?.textContent.trim()];
+        const count = metric.querySelector(value)?.textContent.trim().replace(/,/g, "");
+        if (ledger && /^\d+$/.test(count)) first(seen[ledger], count.padStart(9, "0"), at);
+      }
     }
     for (const element of document.querySelectorAll('[data-testid="stMetricValue"]')) {
       const match = PRICE.exec(element.textContent.trim().replace(/,/g, ""));

@@ -3,14 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.domain.snapshot import MarketSnapshot
 from pipeline.domain.status import QueryState, QueryStatus
-from ui import live
+from ui import live, push
 from ui.charts import batch_timeline
 from ui.exchange import naive_ist
 from ui.format import ago, batches_frame, plain, seconds
 from ui.health import HealthReport, kafka_lag
+from ui.ledger_view import LATE, REJECTED, late_rows, ledger_view, rejected_rows
 from ui.runtime import get_runtime, skipped_stock_documents
 
 ICONS = {True: "🟢", False: "🔴", None: "⏳"}
@@ -78,18 +78,16 @@ def batch_chart(snapshot: MarketSnapshot) -> None:
 
 def set_aside_tables(snapshot: MarketSnapshot) -> None:
     st.subheader("Set aside")
-    left, right = st.columns(2)
-    rejected = pd.DataFrame(
-        [{"Reason": reason, "Messages": count, "Meaning": REJECT_REASONS.get(reason, "")}
-         for reason, count in sorted(snapshot.rejected_by_reason.items(), key=lambda item: -item[1])],
-        columns=["Reason", "Messages", "Meaning"])  # the count before the long text, which runs past the table
-    late = pd.DataFrame([{"Symbol": symbol, "Late ticks": count} for symbol, count in
-                         sorted(snapshot.late_by_symbol.items(), key=lambda item: -item[1])],
-                        columns=["Symbol", "Late ticks"])
-    left.metric("Rejected (dead letter)", f"{int(rejected['Messages'].sum()):,}")
-    left.dataframe(rejected, hide_index=True, width="stretch")
-    right.metric("Late ticks", f"{int(late['Late ticks'].sum()):,}")
-    right.dataframe(late, hide_index=True, width="stretch")
+    if push.route_served():  # pushed at each change: rejects and late ticks arrive by the live path
+        push.pushed("ledgers", "ledgers", ledger_view, ledger_view(snapshot))
+    else:
+        left, right = st.columns(2)
+        rejected = pd.DataFrame(rejected_rows(snapshot), columns=["Reason", "Messages", "Meaning"])
+        late = pd.DataFrame(late_rows(snapshot), columns=["Symbol", "Late ticks"])
+        left.metric(REJECTED, f"{int(rejected['Messages'].sum()):,}")
+        left.dataframe(rejected, hide_index=True, width="stretch")
+        right.metric(LATE, f"{int(late['Late ticks'].sum()):,}")
+        right.dataframe(late, hide_index=True, width="stretch")
     st.caption(f"Rejected messages are kept in `{runtime.settings.database}.rejected` and on "
                f"`{runtime.settings.dead_letter_topic}`; late ticks in `late_ticks` and on "
                f"`{runtime.settings.late_topic}`.")
@@ -114,7 +112,8 @@ def skipped_stocks() -> None:
 
 
 # Also every 2 s without a change: the services are probed that often, and rates and lag move on their own.
-@live.fragment(runtime, idle_s=2)
+# While trades flow, at most every 2 s too: the ledgers, which move with each reject, are pushed.
+@live.fragment(runtime, idle_s=2, gap_s=push.REST_OF_PAGE_S)
 def live_pipeline() -> None:
     health = runtime.health.latest()
     status = runtime.query_status()

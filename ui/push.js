@@ -1,5 +1,5 @@
 // The browser half of ui/push.py: draw a part of a page (the Market table and figures; a Stock page's
-// figures and candle strip, or its latest trades) from the view its run passed, then from every newer view
+// figures and candle strip, or its latest trades; the Pipeline page's ledgers) from the view its run passed, then from every newer view
 // the server pushes, without a rerun. Texts come final from the server and are only ever
 // placed as text (textContent, attributes), never parsed as HTML.
 //
@@ -289,7 +289,51 @@ function drawTrend(svg, prices) {
   setAttributes(svg, { class: prices.at(-1) >= prices[0] ? "sd-trend sd-up" : "sd-trend sd-down" });
 }
 
-const DRAW = { figures: drawFigures, trades: drawTrades, market: drawMarket };
+// The Pipeline page's ledgers: per ledger its count and a small table (a few reasons, at most one row per
+// symbol), rows written in place by position: only the texts that moved change.
+function drawLedgers(root, view) {
+  if (!root.firstChild) element("div", "sd-ledgers", root);
+  const grid = root.firstChild;
+  view.ledgers.forEach((ledger, i) => {
+    const column = grid.children[i] || ledgerColumn(grid);
+    const [figure, empty, scroll] = column.children;
+    setText(figure.children[0], ledger.label);
+    setText(figure.children[1], ledger.value);
+    setText(empty, ledger.rows.length ? "" : ledger.empty);
+    scroll.hidden = !ledger.rows.length;
+    const table = scroll.firstChild;
+    const head = table.tHead.rows[0];
+    if (head.cells.length !== ledger.columns.length) {
+      head.replaceChildren(...ledger.columns.map((name, c) => {
+        const th = element("th", ledger.kinds[c] === "count" ? "sd-num" : "");
+        th.textContent = name;
+        return th;
+      }));
+    }
+    const body = table.tBodies[0];
+    ledger.rows.forEach((cells, r) => {
+      const tr = body.children[r] || element("tr", "", body);
+      cells.forEach((text, c) => setText(tr.cells[c] || element("td", `sd-${ledger.kinds[c]}`, tr), text));
+    });
+    while (body.children.length > ledger.rows.length) body.lastChild.remove();
+  });
+}
+
+function ledgerColumn(grid) {
+  const column = element("div", "sd-ledger", grid);
+  const figure = element("div", "sd-figure", column);
+  figure.dataset.testid = "liveFigure";
+  element("div", "sd-label", figure);
+  element("div", "sd-value", figure).dataset.live = "ledger";
+  element("div", "sd-caption", column);
+  const table = element("table", "sd-table", element("div", "sd-scroll", column));
+  table.dataset.testid = "liveLedger";
+  element("tr", "", element("thead", "", table));
+  element("tbody", "", table);
+  return column;
+}
+
+const DRAW = { figures: drawFigures, trades: drawTrades, market: drawMarket, ledgers: drawLedgers };
 
 class Part {
   constructor(name, path) {

@@ -1,5 +1,5 @@
 """Values pushed into an open page without a rerun: the Market page's figures and table, the Stock page's
-figures, forming candle and latest trades.
+figures, forming candle and latest trades, the Pipeline page's ledgers.
 
 A rerun redraws every element of a fragment (~125 ms of the browser's main thread for a Stock page on this
 VM), so a page that reruns for each change follows the market at most about twice a second. What moves with
@@ -119,7 +119,7 @@ def _component() -> Callable[..., object]:
 
 
 def pushed(part: str, name: str, build: Build, view: dict[str, object], **options: object) -> None:
-    """One part of a page ("figures" and "trades" of a Stock page, "market"), drawn now from ``view`` and then
+    """One part of a page ("figures" and "trades" of a Stock page, "market", "ledgers"), drawn now from ``view`` and then
     from each newer view of ``name`` the server pushes; ``options`` go to the browser as they are."""
     pushed_views().allow(name, build)
     _component()(key=f"stockdash_push_{part}", height="content", data={

@@ -1,6 +1,7 @@
 """Push-based redraw in a real browser (Debian's Chromium, Playwright) against ``streamlit run app.py``: a
 trade written into MongoDB is pushed onto the open Market page (the server's change feed tells the page,
-the page reruns its live fragment), and an idle page asks the server for next to no reruns.
+the page reruns its live fragment), an idle page asks the server for next to no reruns, and a rejected trade
+is pushed into the Pipeline page's ledger.
 
 Reruns are counted on the page's Streamlit WebSocket: every rerun of the page or of one of its fragments
 is a ``rerun_script`` message the browser sends there.
@@ -21,7 +22,9 @@ from pipeline.sinks import mongo
 from pipeline.waits import wait_until
 from tests.e2e import test_browser
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, SPARK_READY_S, set_as_text_open
+from ui.ledger_view import REJECTED
 from ui.live import CHANGES_PATH
+from ui.push import VIEW_PATH
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 # The browser tests' fixtures: `streamlit run app.py` on the session's services, with its own relay and data.
@@ -126,3 +129,27 @@ def test_an_idle_market_page_asks_for_next_to_no_reruns(market: Traffic):
     asked = market.reruns[reruns:]
     assert len(asked) <= IDLE_RERUNS_AT_MOST, f"{len(asked)} reruns in {IDLE_WINDOW_S} s without a trade " \
                                               f"({len(market.versions) - versions} versions pushed meanwhile)"
+
+
+def test_a_rejected_trade_is_pushed_into_the_pipeline_pages_ledger(market: Traffic, app_url: str,
+                                                                   app_settings: Settings):
+    page = market.page.context.browser.new_page(viewport={"width": 1440, "height": 900})
+    pushed: list[str] = []  # what the ledgers' socket carried
+
+    def opened(socket: WebSocket) -> None:
+        if f"{VIEW_PATH}?of=ledgers" in socket.url:
+            socket.on("framereceived", lambda frame: pushed.append(str(frame)))
+
+    page.on("websocket", opened)
+    try:
+        page.goto(f"{app_url}/pipeline")
+        count = page.get_by_test_id("liveFigure").filter(has_text=REJECTED).locator(".sd-value")
+        expect(count).to_have_text(re.compile(r"^[\d,]+$"), timeout=DEADLINE_S * 1000)
+        before = int(count.inner_text().replace(",", ""))
+        insert_trade(app_settings, "TCS", -3500.0)  # a negative price: rejected as invalid_price
+        expect(count).to_have_text(f"{before + 1:,}", timeout=DEADLINE_S * 1000)
+        expect(page.get_by_test_id("liveLedger").first).to_contain_text("invalid_price")
+        page.evaluate("0")  # Playwright hands over the socket's frames inside its own calls
+        assert any(f'"value":"{before + 1:,}"' in frame for frame in pushed), "the count came by a rerun"
+    finally:
+        page.close()

@@ -1,10 +1,12 @@
-"""The Stock page's pushed part without a browser: its view as plain texts (``ui.stock_view``), and the route
-that sends it (``ui.push``) over a real WebSocket: only for a symbol a page has shown, at once, again after a
-change of the symbol, and not for a change that leaves the symbol's view as it was."""
+"""The pushed parts without a browser: the Stock, Market and ledger views as plain texts (``ui.stock_view``,
+``ui.market_view``, ``ui.ledger_view``), and the route that sends them (``ui.push``) over a real WebSocket:
+only for a symbol a page has shown, at once, again after a change of the symbol, and not for a change that
+leaves the symbol's view as it was."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -14,11 +16,12 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from pipeline.domain.candles import Candle
-from pipeline.domain.snapshot import BatchResult, Tick
+from pipeline.domain.snapshot import BatchResult, SetAside, Tick
 from pipeline.domain.state import MarketState
 from tests.unit.test_live import serving
 from tests.unit.test_ui_views import STOCKS, T0, agg
 from ui import live, push
+from ui.ledger_view import LATE, REJECTED, ledger_view
 from ui.market_view import compact, market_view
 from ui.stock_view import stock_view
 
@@ -75,6 +78,21 @@ def test_the_market_view_has_a_row_of_texts_per_stock_with_its_tone_and_sort_key
     figures = {f["label"]: f["value"] for f in view["figures"]}  # type: ignore[union-attr]
     assert (figures["Stocks traded"], figures["Advancers"], figures["Decliners"]) == ("2", "1", "1")
     assert [compact(n) for n in (999, 22_000, 1_250_000)] == ["999", "22K", "1.2M"]
+
+
+def test_the_ledger_view_counts_each_ledger_and_lists_the_most_frequent_first():
+    empty = ledger_view(MarketState().snapshot())
+    assert [(ledger["label"], ledger["value"], ledger["rows"]) for ledger in empty["ledgers"]] == [  # type: ignore[index, union-attr]
+        (REJECTED, "0", []), (LATE, "0", [])]
+    state = MarketState()
+    state.apply_batch(BatchResult(0, set_aside=SetAside(
+        Counter({"invalid_price": 1_200, "unknown_symbol": 3}), Counter({"AAA": 1_203}), Counter({"BBB": 2, "AAA": 5}))))
+    rejected, late = ledger_view(state.snapshot())["ledgers"]  # type: ignore[misc]
+    assert (rejected["value"], late["value"]) == ("1,203", "7")
+    assert [row[:2] for row in rejected["rows"]] == [["invalid_price", "1,200"], ["unknown_symbol", "3"]]
+    assert rejected["rows"][0][2]  # what the reason means, in words
+    assert late["rows"] == [["AAA", "5"], ["BBB", "2"]]
+    assert len(rejected["columns"]) == len(rejected["kinds"]) and len(late["columns"]) == len(late["kinds"])
 
 
 @pytest.fixture
