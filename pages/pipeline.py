@@ -9,7 +9,7 @@ from ui import live, push
 from ui.charts import batch_timeline
 from ui.exchange import naive_ist
 from ui.format import ago, batches_frame, plain, seconds
-from ui.health import HealthReport, kafka_lag
+from ui.health import HealthReport, input_rate, kafka_lag
 from ui.ledger_view import LATE, REJECTED, late_rows, ledger_view, rejected_rows
 from ui.runtime import get_runtime, skipped_stock_documents
 
@@ -38,13 +38,13 @@ def service_cards(health: HealthReport, status: QueryStatus) -> None:
 
 def flow_metrics(snapshot: MarketSnapshot, health: HealthReport, status: QueryStatus) -> None:
     freshness = runtime.state.freshness(window_s=60)
-    progress = status.progress
-    lag = kafka_lag(health.end_offsets, progress, runtime.settings.trades_topic)
+    lag = kafka_lag(health.end_offsets, status.progress, runtime.settings.trades_topic)
     last = snapshot.last_batch
     # Two rows of three: a card a sixth of the page wide cut "976 msg/s" to "976 ms…" (which reads as a time) and
     # "2 min ago" to "2 min a…".
     cols = st.columns(3) + st.columns(3)
-    cols[0].metric("Input rate", f"{progress.get('inputRowsPerSecond', 0) or 0:,.0f} msg/s",
+    rate = input_rate(status.progress)
+    cols[0].metric("Input rate", f"{rate:,.0f} msg/s" if rate is not None else "–",
                    help="messages per second arriving at the query (Spark's last progress report)")
     cols[1].metric("Batch duration", seconds(last.duration_s) if last else "–",
                    help="time of the last micro-batch's handler: collect, durable writes, state update")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import urllib.request
@@ -68,6 +69,20 @@ def kafka_lag(end_offsets: Mapping[int, int], progress: Mapping[str, Any] | None
         processed = json.loads(processed)
     done = (processed or {}).get(topic, {})
     return sum(max(0, end - int(done.get(str(partition), 0))) for partition, end in end_offsets.items())
+
+
+def input_rate(progress: Mapping[str, Any] | None) -> float | None:
+    """Messages a second reaching the query, from its last progress report (None before the first one). Spark
+    measures the input rate from the previous batch's start, so the first batch after a start reports 0 for
+    any size (for a minute, while a restart's backlog is caught up): then the rate that batch read them at."""
+    if not progress:
+        return None
+    def finite(key: str) -> float:
+        value = float(progress.get(key) or 0)
+        return value if math.isfinite(value) else 0.0  # older Sparks report NaN there
+
+    rate = finite("inputRowsPerSecond")
+    return finite("processedRowsPerSecond") if rate == 0 and progress.get("numInputRows") else rate
 
 
 def service_fix(settings: Settings, stack: StackStatus | None = None) -> str:

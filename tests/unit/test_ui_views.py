@@ -20,7 +20,7 @@ from simulator.trades import Trade
 from stack.process import free_port
 from tests.oracle import aggregate
 from ui.format import LIVE, STALE, Breadth, breadth, candles_frame, change_colour, market_table, movers, plain, recent_trades
-from ui.health import check_cdc, kafka_lag
+from ui.health import check_cdc, input_rate, kafka_lag
 from ui.status import BEHIND_S, catching_up_text
 
 T0 = datetime(2025, 11, 24, 9, 15, tzinfo=timezone.utc)
@@ -119,6 +119,15 @@ def test_kafka_lag_compares_end_offsets_with_the_query_progress():
     assert kafka_lag({0: 50, 1: 7}, progress, "trades") == 10
     assert kafka_lag({0: 50}, {"sources": [{"endOffset": {"trades": {"0": 50}}}]}, "trades") == 0
     assert kafka_lag({}, progress, "trades") is None and kafka_lag({0: 1}, None, "trades") is None
+
+
+def test_the_input_rate_of_the_first_batch_after_a_start_is_the_rate_it_read_at():
+    assert input_rate({"numInputRows": 900, "inputRowsPerSecond": 1000.0, "processedRowsPerSecond": 1800.0}) == 1000
+    # Spark's first batch has no previous start to measure from: it reports 0 for 20,000 messages.
+    assert input_rate({"numInputRows": 20_000, "inputRowsPerSecond": 0.0, "processedRowsPerSecond": 543.5}) == 543.5
+    assert input_rate({"numInputRows": 0, "inputRowsPerSecond": 0.0, "processedRowsPerSecond": 0.0}) == 0
+    assert input_rate({"numInputRows": 10, "inputRowsPerSecond": float("nan"), "processedRowsPerSecond": 5.0}) == 5
+    assert input_rate({}) is None and input_rate(None) is None
 
 
 def test_relay_health_reads_its_heartbeat(tmp_path):
