@@ -36,7 +36,7 @@ from bench.browser import ELEMENTS, Viewer, Viewers
 from bench.common import WARMING, bench_settings, machine, stamp_append_time, stop_on_sigterm
 from bench.load import LoadRun, PacedLoad
 from bench.pixel_ledgers import ledger_phase
-from bench.pixel_report import delays, print_tables, process_groups, stage_delays, stats
+from bench.pixel_report import STACK, delays, print_tables, process_groups, stage_delays, stats
 from bench.probe_trades import PROBE_SYMBOL, LedgerProbes, ProbeTrades
 from bench.resources import ResourceSampler
 from pipeline.domain.stocks import NSE_STOCKS
@@ -132,12 +132,21 @@ class PixelBench:
         resources.phase = "settle"
         viewers = self.open_viewers(kinds)
         self._shown(viewers, self.probes.insert(), SHOWN_S, required=True)  # live pages; the phase's last trade
-        time.sleep(self.args.settle)  # the catch-up after the trade and the pages opening is not idle
+        settled_s = self._settle()  # the catch-up after the load, the trade and the pages opening is not idle
         resources.phase = name
         time.sleep(self.args.idle_duration)  # the measuring window itself
         resources.phase = "settle"
         self.phases.append({"phase": name, "viewers": kinds, "rate_per_s": 0, "duration_s": self.args.idle_duration,
-                            "resources": resources.summary(name)})
+                            "settled_after_s": settled_s, "resources": resources.summary(name)})
+
+    def _settle(self) -> float | None:
+        """Until the stack's CPU is steady (after a load the record's last batches and the JVMs' compiling go
+        on for a while, and are not idle): seconds it took, None if not within ``--settle-timeout``."""
+        window = max(2, round(self.args.settle))
+        settled = self.sampler().wait_steady(STACK, window, self.args.settle_timeout)
+        self.say(f"  the stack's CPU steady after {settled:.0f} s" if settled is not None else
+                 f"  the stack's CPU not steady after {self.args.settle_timeout:.0f} s: measuring anyway")
+        return settled
 
     def _load_phase(self, name: str, kinds: list[str], rate: int, duration: float | None = None) -> None:
         duration = duration or self.args.duration
@@ -250,7 +259,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=30, help="seconds of each loaded phase")
     parser.add_argument("--idle-duration", type=float, default=15, help="seconds of each idle phase's measurement")
     parser.add_argument("--probe-interval", type=float, default=0.25, help="mean seconds between probe trades")
-    parser.add_argument("--settle", type=float, default=5, help="seconds between opening viewers and measuring")
+    parser.add_argument("--settle", type=float, default=5,
+                        help="seconds between opening viewers and measuring; before an idle phase, the window in which "
+                             "the stack's CPU must be steady")
+    parser.add_argument("--settle-timeout", type=float, default=120,
+                        help="seconds an idle phase waits at most for the stack's CPU to be steady")
     parser.add_argument("--warm-load", type=float, default=240,
                         help="seconds of load with a Market viewer right after the start, measured as a phase of its "
                              "own (the JVM compiling), before the idle and loaded phases; 0: none")

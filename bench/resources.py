@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Iterable
 
 import psutil
+
+from pipeline.waits import wait_until
 
 
 class ResourceSampler:
@@ -45,6 +49,31 @@ class ResourceSampler:
         while not self._stop.wait(self.interval_s):
             for name, process in list(self.processes.items()):
                 self._samples[self.phase][name].append((self._cpu(process), self._rss(process)))
+
+    def recent_cpu(self, names: Iterable[str], samples: int) -> float | None:
+        """The summed CPU % of these processes, averaged over the current phase's last ``samples`` samples;
+        None until there are that many."""
+        series = [self._samples[self.phase].get(name, []) for name in names if name in self.processes]
+        if not series or any(len(values) < samples for values in series):
+            return None
+        return sum(sum(cpu for cpu, _ in values[-samples:]) / samples for values in series)
+
+    def wait_steady(self, names: Iterable[str], window: int, timeout_s: float) -> float | None:
+        """Seconds until the summed CPU of these processes is steady: the means of two running windows of
+        ``window`` samples within 2 points of a core or a tenth of each other. None if not within ``timeout_s``."""
+        started, means = time.monotonic(), []
+
+        def steady() -> bool:
+            if (mean := self.recent_cpu(names, window)) is None:
+                return False
+            means.append(mean)
+            return len(means) >= 2 and abs(means[-1] - means[-2]) <= max(2.0, 0.1 * means[-2])
+
+        try:
+            wait_until(steady, timeout=timeout_s, interval=window * self.interval_s, what="CPU steady")
+        except TimeoutError:
+            return None
+        return round(time.monotonic() - started, 1)
 
     def summary(self, phase: str) -> dict[str, dict[str, float]]:
         """Per process: mean CPU % (100 = one core) and peak RSS in MiB during ``phase``."""
