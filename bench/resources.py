@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import psutil
 
@@ -50,21 +50,26 @@ class ResourceSampler:
             for name, process in list(self.processes.items()):
                 self._samples[self.phase][name].append((self._cpu(process), self._rss(process)))
 
-    def recent_cpu(self, names: Iterable[str], samples: int) -> float | None:
+    def recent_cpu(self, names: Iterable[str], samples: int, after: Mapping[str, int] | None = None) -> float | None:
         """The summed CPU % of these processes, averaged over the current phase's last ``samples`` samples;
-        None until there are that many."""
-        series = [self._samples[self.phase].get(name, []) for name in names if name in self.processes]
-        if not series or any(len(values) < samples for values in series):
+        None until there are that many (taken after the ``after`` counts of :meth:`counts`, if given)."""
+        series = {name: self._samples[self.phase].get(name, []) for name in names if name in self.processes}
+        if not series or any(len(values) - (after or {}).get(name, 0) < samples for name, values in series.items()):
             return None
-        return sum(sum(cpu for cpu, _ in values[-samples:]) / samples for values in series)
+        return sum(sum(cpu for cpu, _ in values[-samples:]) / samples for values in series.values())
+
+    def counts(self) -> dict[str, int]:
+        """How many samples each process has in the current phase."""
+        return {name: len(values) for name, values in self._samples[self.phase].items()}
 
     def wait_steady(self, names: Iterable[str], window: int, timeout_s: float) -> float | None:
         """Seconds until the summed CPU of these processes is steady: the means of two running windows of
-        ``window`` samples within 2 points of a core or a tenth of each other. None if not within ``timeout_s``."""
-        started, means = time.monotonic(), []
+        ``window`` samples, taken from now on, within 2 points of a core or a tenth of each other. None if not
+        within ``timeout_s``."""
+        names, started, before, means = list(names), time.monotonic(), self.counts(), []
 
         def steady() -> bool:
-            if (mean := self.recent_cpu(names, window)) is None:
+            if (mean := self.recent_cpu(names, window, after=before)) is None:
                 return False
             means.append(mean)
             return len(means) >= 2 and abs(means[-1] - means[-2]) <= max(2.0, 0.1 * means[-2])

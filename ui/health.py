@@ -77,6 +77,7 @@ def input_rate(progress: Mapping[str, Any] | None) -> float | None:
     any size (for a minute, while a restart's backlog is caught up): then the rate that batch read them at."""
     if not progress:
         return None
+
     def finite(key: str) -> float:
         value = float(progress.get(key) or 0)
         return value if math.isfinite(value) else 0.0  # older Sparks report NaN there
