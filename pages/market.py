@@ -149,7 +149,7 @@ def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
     key = (snapshot.version, int(time.time()) // 5)
     table = runtime.view("market_table", key, lambda: market_table(snapshot, stocks, stale_after))
     view = runtime.view("market_view", key, lambda: market_view(snapshot, stocks, stale_after))
-    if push.route_served():  # the figures and the table follow each change, pushed; the rest reruns
+    if push.route_served():  # the figures, the table and the movers follow each change, pushed; the rest reruns
         push.pushed("market", "market", lambda pushed: market_view(pushed, stocks, stale_after), view,
                     filter={"sectors": sectors, "watch": watch, "only": only})
     else:
@@ -158,7 +158,7 @@ def live_market(sectors: list[str], watch: list[str], only: bool) -> None:
         if shown.empty:
             st.caption("No traded stock matches the sector filter and watchlist.")
         market_dataframe(shown, stale_after)
-    movers_tables(*runtime.view("market_movers", key, lambda: movers(table)))
+        movers_tables(*runtime.view("market_movers", key, lambda: movers(table)))
     # The same figures in words, for people, screen readers and browser tests.
     with st.expander("As text"):
         st.text("\n".join(as_text(row) for row in table.to_dict("records")))

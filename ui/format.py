@@ -115,13 +115,22 @@ def breadth(changes: Iterable[object]) -> Breadth:
     return Breadth(sum(v > 0 for v in values), sum(v < 0 for v in values), sum(v == 0 for v in values))
 
 
+def ranked_movers(records: Iterable[Mapping[str, object]], count: int = 5
+                  ) -> tuple[list[Mapping[str, object]], list[Mapping[str, object]]]:
+    """(top gainers, top losers) among market records by their "Change %", only stocks that actually moved
+    that way; ties by symbol."""
+    moved = [(float(change), record) for record in records  # type: ignore[arg-type]
+             if (change := record["Change %"]) is not None and change == change]  # not NaN
+    gainers = sorted((item for item in moved if item[0] > 0), key=lambda item: (-item[0], item[1]["Symbol"]))
+    losers = sorted((item for item in moved if item[0] < 0), key=lambda item: (item[0], item[1]["Symbol"]))
+    return [record for _, record in gainers[:count]], [record for _, record in losers[:count]]
+
+
 def movers(table: pd.DataFrame, count: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(top gainers, top losers) by change %, only stocks that actually moved that way."""
+    """``ranked_movers`` of the market table, as its columns Symbol, Last and Change %."""
     columns = ["Symbol", "Last", "Change %"]
-    moved = table.dropna(subset=["Change %"])
-    gainers = moved[moved["Change %"] > 0].sort_values(["Change %", "Symbol"], ascending=[False, True])
-    losers = moved[moved["Change %"] < 0].sort_values(["Change %", "Symbol"], ascending=[True, True])
-    return gainers[columns].head(count), losers[columns].head(count)
+    gainers, losers = ranked_movers(table.to_dict("records"), count)
+    return pd.DataFrame(gainers, columns=columns), pd.DataFrame(losers, columns=columns)
 
 
 def plain(text: str) -> str:

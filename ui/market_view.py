@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from pipeline.domain.snapshot import MarketSnapshot
 from pipeline.domain.stocks import Stock
-from ui.format import LIVE, ago, breadth, market_records
+from ui.format import LIVE, ago, breadth, market_records, ranked_movers
 from ui.stock_view import Figure, money
 
 
@@ -109,6 +109,17 @@ def figures(records: list[dict[str, object]], snapshot: MarketSnapshot, stale_af
     ]
 
 
+def movers(records: list[dict[str, object]]) -> dict[str, list[dict[str, object]]]:
+    """The top gainers and losers of the whole market (filters aside), as rows of texts and their tone."""
+    def mover(record: Mapping[str, object]) -> dict[str, object]:
+        change = float(record["Change %"])  # type: ignore[arg-type]
+        return {"cells": [record["Symbol"], cell_text("price", record["Last"]), cell_text("percent", change)],
+                "tone": "up" if change > 0 else "down"}
+
+    gainers, losers = ranked_movers(records)
+    return {"gainers": [mover(record) for record in gainers], "losers": [mover(record) for record in losers]}
+
+
 def caption(snapshot: MarketSnapshot, now: float | None = None) -> str:
     return (f"Last updated: {ago(snapshot.updated_at, now)} · {sum(snapshot.rejected_by_reason.values()):,} rejected "
             f"and {sum(snapshot.late_by_symbol.values()):,} late ticks set aside (see Pipeline)")
@@ -126,4 +137,5 @@ def market_view(snapshot: MarketSnapshot, stocks: Mapping[str, Stock], stale_aft
         "caption": caption(snapshot, now),
         "columns": [{"header": c.header, "help": c.help, "kind": c.kind} for c in shown],
         "rows": rows(records, shown),
+        "movers": movers(records),
     }

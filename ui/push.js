@@ -1,4 +1,4 @@
-// The browser half of ui/push.py: draw a part of a page (the Market table and figures; a Stock page's
+// The browser half of ui/push.py: draw a part of a page (the Market figures, table and movers; a Stock page's
 // figures and candle strip, or its latest trades; the Pipeline page's ledgers) from the view its run passed, then from every newer view
 // the server pushes, without a rerun. Texts come final from the server and are only ever
 // placed as text (textContent, attributes), never parsed as HTML.
@@ -181,7 +181,8 @@ const NUMERIC = new Set(["price", "signed", "percent", "compact", "share"]);
 const NONE_MATCH = "No traded stock matches the sector filter and watchlist.";
 
 // The Market page: its figures, then one row per traded stock, kept (by symbol) from view to view so that
-// only the texts that moved are written; filtered as the page's controls say, sorted by a header's click.
+// only the texts that moved are written; filtered as the page's controls say, sorted by a header's click;
+// then the movers.
 function drawMarket(root, view, part) {
   if (!root.firstChild) {
     element("div", "sd-figures sd-six", root);
@@ -191,9 +192,11 @@ function drawMarket(root, view, part) {
     table.dataset.testid = "liveMarket";
     element("tr", "", element("thead", "", table));
     element("tbody", "", table);
+    element("div", "sd-movers", root);
     part.rows = new Map();
   }
-  const [grid, caption, none, scroll] = root.children;
+  const [grid, caption, none, scroll, movers] = root.children;
+  drawMovers(movers, view.movers);
   drawGrid(grid, view.figures);
   setText(caption, view.caption);
   const table = scroll.firstChild;
@@ -289,8 +292,38 @@ function drawTrend(svg, prices) {
   setAttributes(svg, { class: prices.at(-1) >= prices[0] ? "sd-trend sd-up" : "sd-trend sd-down" });
 }
 
+// A small table written in place, row by row by position: only the texts that moved change. ``classes``: per
+// column, its cells' class ("sd-num": right-aligned; "sd-wrap": long text that wraps).
+function smallTable(parent, testid) {
+  const table = element("table", "sd-table", element("div", "sd-scroll", parent));
+  if (testid) table.dataset.testid = testid;
+  element("tr", "", element("thead", "", table));
+  element("tbody", "", table);
+  return table;
+}
+
+function fillTable(table, columns, rows, classes) {
+  const head = table.tHead.rows[0];
+  if (head.cells.length !== columns.length) {
+    head.replaceChildren(...columns.map((name, c) => {
+      const th = element("th", classes[c] === "sd-num" ? "sd-num" : "");
+      th.textContent = name;
+      return th;
+    }));
+  }
+  const body = table.tBodies[0];
+  rows.forEach((cells, r) => {
+    const tr = body.children[r] || element("tr", "", body);
+    cells.forEach((text, c) => setText(tr.cells[c] || element("td", classes[c], tr), text));
+  });
+  while (body.children.length > rows.length) body.lastChild.remove();
+  return body;
+}
+
 // The Pipeline page's ledgers: per ledger its count and a small table (a few reasons, at most one row per
-// symbol), rows written in place by position: only the texts that moved change.
+// symbol).
+const LEDGER_CLASS = { text: "", count: "sd-num", wrap: "sd-wrap" };
+
 function drawLedgers(root, view) {
   if (!root.firstChild) element("div", "sd-ledgers", root);
   const grid = root.firstChild;
@@ -301,21 +334,7 @@ function drawLedgers(root, view) {
     setText(figure.children[1], ledger.value);
     setText(empty, ledger.rows.length ? "" : ledger.empty);
     scroll.hidden = !ledger.rows.length;
-    const table = scroll.firstChild;
-    const head = table.tHead.rows[0];
-    if (head.cells.length !== ledger.columns.length) {
-      head.replaceChildren(...ledger.columns.map((name, c) => {
-        const th = element("th", ledger.kinds[c] === "count" ? "sd-num" : "");
-        th.textContent = name;
-        return th;
-      }));
-    }
-    const body = table.tBodies[0];
-    ledger.rows.forEach((cells, r) => {
-      const tr = body.children[r] || element("tr", "", body);
-      cells.forEach((text, c) => setText(tr.cells[c] || element("td", `sd-${ledger.kinds[c]}`, tr), text));
-    });
-    while (body.children.length > ledger.rows.length) body.lastChild.remove();
+    fillTable(scroll.firstChild, ledger.columns, ledger.rows, ledger.kinds.map((kind) => LEDGER_CLASS[kind]));
   });
 }
 
@@ -326,11 +345,31 @@ function ledgerColumn(grid) {
   element("div", "sd-label", figure);
   element("div", "sd-value", figure).dataset.live = "ledger";
   element("div", "sd-caption", column);
-  const table = element("table", "sd-table", element("div", "sd-scroll", column));
-  table.dataset.testid = "liveLedger";
-  element("tr", "", element("thead", "", table));
-  element("tbody", "", table);
+  smallTable(column, "liveLedger");
   return column;
+}
+
+// The Market page's top gainers and losers (of the whole market, whatever the filters).
+const MOVERS = [["gainers", "🚀 Top gainers", "No stock is up yet."], ["losers", "🔻 Top losers", "No stock is down yet."]];
+
+function drawMovers(box, movers) {
+  if (!box.firstChild) {
+    for (const [name, title] of MOVERS) {
+      const column = element("div", "sd-mover", box);
+      element("h3", "", column).textContent = title;
+      element("div", "sd-caption", column);
+      smallTable(column, `liveMovers-${name}`);
+    }
+  }
+  MOVERS.forEach(([name, , empty], i) => {
+    const [, caption, scroll] = box.children[i].children;
+    const rows = movers[name];
+    setText(caption, rows.length ? "" : empty);
+    scroll.hidden = !rows.length;
+    const body = fillTable(scroll.firstChild, ["Symbol", "Last", "Change %"], rows.map((row) => row.cells),
+                           ["", "sd-num", "sd-num"]);
+    rows.forEach((row, r) => setAttributes(body.children[r].cells[2], { class: `sd-num sd-${row.tone}` }));
+  });
 }
 
 const DRAW = { figures: drawFigures, trades: drawTrades, market: drawMarket, ledgers: drawLedgers };

@@ -77,6 +77,8 @@ def test_the_market_view_has_a_row_of_texts_per_stock_with_its_tone_and_sort_key
     assert (sort["Last"], sort["Symbol"], sort["Trend"]) == (110.0, "AAA", None)
     figures = {f["label"]: f["value"] for f in view["figures"]}  # type: ignore[union-attr]
     assert (figures["Stocks traded"], figures["Advancers"], figures["Decliners"]) == ("2", "1", "1")
+    assert view["movers"] == {"gainers": [{"cells": ["AAA", "₹110.00", "+10.00%"], "tone": "up"}],
+                              "losers": [{"cells": ["BBB", "₹95.00", "-5.00%"], "tone": "down"}]}
     assert [compact(n) for n in (999, 22_000, 1_250_000)] == ["999", "22K", "1.2M"]
 
 
