@@ -4,6 +4,8 @@ Trades inserted into MongoDB reach this app through CDC, Kafka and a Spark Struc
 query that runs inside this process (started once, see ``ui/runtime.py``).
 """
 
+import sys
+
 import streamlit as st
 
 from ui import live, page_switch, push
@@ -26,6 +28,11 @@ else:
     # figures (ui/push.py) beside Streamlit's own.
     # The lifespan stops the query, then the local stack this app started, when the server shuts down
     # (also on SIGTERM, which ends uvicorn's process before atexit handlers would run).
+    # The app's Python threads share one interpreter lock: the live feed applies ~1,000 ticks a second and the
+    # record's batches arrive while the pushes wait for it to build and send each view. Handing it over every
+    # 1 ms instead of 5 ms put pushed figures on screen sooner (docs/benchmarks.md, "Pushed movers, and the
+    # interpreter lock handed over sooner").
+    sys.setswitchinterval(0.001)
     page_switch.install()
     page_switch.navigation_only()
     app = st.App("app.py", routes=[*live.routes(), *push.routes()], lifespan=lifespan)
