@@ -1,7 +1,7 @@
 // The browser half of ui/push.py: draw a part of a page (the Market figures, table and movers; a Stock page's
-// figures and candle strip, or its latest trades; the Pipeline page's ledgers) from the view its run passed, then from every newer view
-// the server pushes, without a rerun. Texts come final from the server and are only ever
-// placed as text (textContent, attributes), never parsed as HTML.
+// figures and candle strip, or its latest trades; the Pipeline page's ledgers) from the view its run passed,
+// then from every newer view the server pushes, without a rerun. Texts come final from the server and are
+// only ever placed as text (textContent, attributes), never parsed as HTML.
 //
 // Streamlit calls the default export at every rerun of the fragment and only the cleanup of the last call
 // when the component unmounts; the module is loaded once per page. So the parts (by component key) and the
@@ -292,8 +292,7 @@ function drawTrend(svg, prices) {
   setAttributes(svg, { class: prices.at(-1) >= prices[0] ? "sd-trend sd-up" : "sd-trend sd-down" });
 }
 
-// A small table written in place, row by row by position: only the texts that moved change. ``classes``: per
-// column, its cells' class ("sd-num": right-aligned; "sd-wrap": long text that wraps).
+// A small table (the movers, the ledgers) in a scroll box, filled by fillTable.
 function smallTable(parent, testid) {
   const table = element("table", "sd-table", element("div", "sd-scroll", parent));
   if (testid) table.dataset.testid = testid;
@@ -302,6 +301,8 @@ function smallTable(parent, testid) {
   return table;
 }
 
+// Written in place, row by row by position: only the texts that moved change. ``classes``: per column, its
+// cells' class ("sd-num": right-aligned; "sd-wrap": long text that wraps).
 function fillTable(table, columns, rows, classes) {
   const head = table.tHead.rows[0];
   if (head.cells.length !== columns.length) {
@@ -350,7 +351,8 @@ function ledgerColumn(grid) {
 }
 
 // The Market page's top gainers and losers (of the whole market, whatever the filters).
-const MOVERS = [["gainers", "🚀 Top gainers", "No stock is up yet."], ["losers", "🔻 Top losers", "No stock is down yet."]];
+const MOVERS = [["gainers", "🚀 Top gainers", "No stock is up yet."],
+                ["losers", "🔻 Top losers", "No stock is down yet."]];
 
 function drawMovers(box, movers) {
   if (!box.firstChild) {
