@@ -10,7 +10,7 @@ from ui.charts import batch_timeline
 from ui.exchange import naive_ist
 from ui.format import ago, batches_frame, plain, seconds
 from ui.health import HealthReport, input_rate, kafka_lag
-from ui.ledger_view import LATE, REJECTED, late_rows, ledger_view, rejected_rows
+from ui.ledger_view import LATE, LATE_COLUMNS, REJECTED, REJECTED_COLUMNS, late_rows, ledger_view, rejected_rows
 from ui.runtime import get_runtime, skipped_stock_documents
 
 ICONS = {True: "🟢", False: "🔴", None: "⏳"}
@@ -82,8 +82,8 @@ def set_aside_tables(snapshot: MarketSnapshot) -> None:
         push.pushed("ledgers", "ledgers", ledger_view, ledger_view(snapshot))
     else:
         left, right = st.columns(2)
-        rejected = pd.DataFrame(rejected_rows(snapshot), columns=["Reason", "Messages", "Meaning"])
-        late = pd.DataFrame(late_rows(snapshot), columns=["Symbol", "Late ticks"])
+        rejected = pd.DataFrame(rejected_rows(snapshot), columns=REJECTED_COLUMNS)
+        late = pd.DataFrame(late_rows(snapshot), columns=LATE_COLUMNS)
         left.metric(REJECTED, f"{int(rejected['Messages'].sum()):,}")
         left.dataframe(rejected, hide_index=True, width="stretch")
         right.metric(LATE, f"{int(late['Late ticks'].sum()):,}")

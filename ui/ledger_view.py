@@ -12,6 +12,7 @@ from pipeline.domain.reasons import REJECT_REASONS
 from pipeline.domain.snapshot import MarketSnapshot
 
 REJECTED, LATE = "Rejected (dead letter)", "Late ticks"
+REJECTED_COLUMNS, LATE_COLUMNS = ["Reason", "Messages", "Meaning"], ["Symbol", "Late ticks"]  # of the rows below
 
 
 def rejected_rows(snapshot: MarketSnapshot) -> list[tuple[str, int, str]]:
@@ -33,11 +34,11 @@ def ledger_view(snapshot: MarketSnapshot) -> dict[str, object]:
         "version": snapshot.version,
         "ledgers": [
             {"label": REJECTED, "value": f"{sum(count for _, count, _ in rejected):,}",
-             "columns": ["Reason", "Messages", "Meaning"], "kinds": ["text", "count", "wrap"],
+             "columns": REJECTED_COLUMNS, "kinds": ["text", "count", "wrap"],
              "rows": [[reason, f"{count:,}", meaning] for reason, count, meaning in rejected],
              "empty": "No message was rejected."},
             {"label": LATE, "value": f"{sum(count for _, count in late):,}",
-             "columns": ["Symbol", "Late ticks"], "kinds": ["text", "count"],
+             "columns": LATE_COLUMNS, "kinds": ["text", "count"],
              "rows": [[symbol, f"{count:,}"] for symbol, count in late],
              "empty": "No tick came late."},
         ],
