@@ -157,7 +157,7 @@ def test_a_stream_resumed_behind_what_the_stand_in_keeps_in_memory_gets_every_ch
 def test_the_relay_resyncs_loudly_from_a_lost_position(oplog_stack: LocalStack, client: MongoClient, tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     collection = own_collection(client)
-    token, _ = stale_position(collection)
+    token, stale_time = stale_position(collection)
     settings = relay_settings(oplog_stack, collection, tmp_path)
     ResumeTokenStore(relay_paths(settings)[0]).save(token)
     caplog.set_level(logging.ERROR, logger="stockdash.relay")
@@ -166,8 +166,10 @@ def test_the_relay_resyncs_loudly_from_a_lost_position(oplog_stack: LocalStack, 
                    describe=lambda: repr(relay.status.values))
         assert relay.status.values["history_lost"] == 1
         assert "history lost" in relay.status.values["last_error"]
+        # stored: the resync's start time, or already the idle position the relay follows from there
         stored_token, start_at = ResumeTokenStore(relay_paths(settings)[0]).load()
-        assert stored_token is None and start_at is not None and start_at.time >= int(time.time()) - 60
+        stored = token_time(stored_token) if stored_token is not None else (start_at.time, start_at.inc)
+        assert stored > (stale_time.time, stale_time.inc) and stored[0] >= int(time.time()) - 60
         collection.insert_one({"marker": "after-resync"})
         wait_until(lambda: {"marker": "after-resync"}.items() <= _last(documents_on_topic(settings)).items(),
                    timeout=30, what="an event written after the resync on the topic")
