@@ -4,7 +4,6 @@ Trades inserted into MongoDB reach this app through CDC, Kafka and a Spark Struc
 query that runs inside this process (started once, see ``ui/runtime.py``).
 """
 
-import gc
 import sys
 
 import streamlit as st
@@ -34,14 +33,6 @@ else:
     # 1 ms instead of 5 ms put pushed figures on screen sooner (docs/benchmarks.md, "Pushed movers, and the
     # interpreter lock handed over sooner").
     sys.setswitchinterval(0.001)
-    # Python's cyclic collector, at its default thresholds, held that lock ~8 % of the time at 1,000 trades/s:
-    # young collections every 700 net allocations, and every ~12 s a full one over ~300,000 objects that took
-    # 0.3-0.8 s (docs/benchmarks.md, "The collector's pauses"). Reference counting frees nearly all of it (such a
-    # full collection found 300-900 objects in cycles), so the young generation is collected every 50,000 net
-    # allocations, and what the imports made is left out of every collection.
-    gc.set_threshold(50_000, 20, 10)
-    gc.collect()
-    gc.freeze()
     page_switch.install()
     page_switch.navigation_only()
     app = st.App("app.py", routes=[*live.routes(), *push.routes()], lifespan=lifespan)
