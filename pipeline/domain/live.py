@@ -108,10 +108,12 @@ class LiveTicks:
         self.aggregates: dict[str, StockAggregate] = {}  # symbol -> the merge of its runs
         self.candles: dict[str, dict[tuple[str, int, int], Candle]] = {}
         self.seen: OrderedDict[str, None] = OrderedDict()
+        self._shown: tuple[str, ...] | None = None  # symbols(), until add, confirm or reset (a snapshot asks it five times)
 
     def add(self, ticks: Iterable[LiveTick], recorded_latest_us: Mapping[str, int]) -> list[Tick]:
         """Take the ticks the record has not applied; returns those new here (a restarted real-time query
         passes some on again)."""
+        self._shown = None
         added = []
         fresh: dict[tuple[str, int], list[LiveTick]] = {}
         for live in ticks:
@@ -140,6 +142,7 @@ class LiveTicks:
     def confirm(self, applied: Mapping[str, Mapping[int, int]], recorded_latest_us: Mapping[str, int]) -> None:
         """The records of these symbols now hold their trades up to these offsets: drop those live ticks,
         and fold again the runs whose late rule moved with the record."""
+        self._shown = None
         for symbol, offsets in applied.items():
             held = self.applied.setdefault(symbol, {})
             for partition, offset in offsets.items():
@@ -189,6 +192,7 @@ class LiveTicks:
 
     def reset(self) -> None:
         """The feed lost its place: what it holds may have gaps; show the record alone until it is past them."""
+        self._shown = None
         for held in (self.first, self.runs, self.places, self.aggregates, self.candles):
             held.clear()
 
@@ -210,11 +214,13 @@ class LiveTicks:
         return Counter({symbol: late for symbol in self.symbols()
                         if (late := sum(run.late for run in self.runs[symbol]))})
 
-    def symbols(self) -> list[str]:
-        return [symbol for symbol in self.runs if self.visible(symbol)]
+    def symbols(self) -> tuple[str, ...]:
+        if self._shown is None:
+            self._shown = tuple(symbol for symbol in self.runs if self.visible(symbol))
+        return self._shown
 
     def candles_of(self, symbol: str) -> Iterable[Candle]:
-        return self.candles.get(symbol, {}).values() if self.visible(symbol) else ()
+        return self.candles.get(symbol, {}).values() if symbol in self.symbols() else ()
 
     # -- the record with the live ticks, for a snapshot -------------------------------------------
     def minutes_by_day(self) -> dict[str, dict[date, StockAggregate]]:

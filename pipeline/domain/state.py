@@ -36,6 +36,7 @@ class MarketState:
     recent_ticks_kept: int = RECENT_TICKS_KEPT
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stocks: dict[str, StockAggregate] = field(default_factory=dict, repr=False)
+    _latest: dict[str, int] = field(default_factory=dict, repr=False)  # NAV times (epoch us), kept: read at each live poll
     _applied_batch: dict[str, int] = field(default_factory=dict, repr=False)
     _recent: dict[str, deque[Tick]] = field(default_factory=dict, repr=False)
     _recent_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)
@@ -80,9 +81,8 @@ class MarketState:
             if persisted.candles:
                 self._book.prune()
             for symbol, (aggregate, batch_id) in persisted.aggregates.items():
-                self._stocks[symbol] = aggregate
-                self._applied_batch[symbol] = batch_id
-            self._live.confirm(persisted.offsets, self._latest_us())
+                self._put_stock(symbol, aggregate, batch_id)
+            self._live.confirm(persisted.offsets, self._latest)
             self._version += 1
             self._updated_at = time.time() if persisted.aggregates else self._updated_at
             self._changed.notify_all()
@@ -108,10 +108,12 @@ class MarketState:
     def latest_trade_us(self) -> dict[str, int]:
         """Per symbol, the greatest event time the record holds (epoch microseconds)."""
         with self._lock:
-            return self._latest_us()
+            return dict(self._latest)
 
-    def _latest_us(self) -> dict[str, int]:
-        return {symbol: int(a.nav_time.timestamp() * 1_000_000) for symbol, a in self._stocks.items()}
+    def _put_stock(self, symbol: str, aggregate: StockAggregate, batch_id: int) -> None:
+        self._stocks[symbol] = aggregate
+        self._latest[symbol] = int(aggregate.nav_time.timestamp() * 1_000_000)
+        self._applied_batch[symbol] = batch_id
 
     def session_start_us(self) -> int | None:
         """The start of the trading day the record holds (``pipeline.domain.days``), epoch microseconds."""
@@ -132,7 +134,7 @@ class MarketState:
             self._live_ledgers = ledgers
             self._live.lateness_us = lateness_s * 1_000_000
             self._live.session_start_us = self._session_start_us()
-            added = self._live.add(ticks, self._latest_us())
+            added = self._live.add(ticks, self._latest)
             if ledgers and self._live_rejects.add(rejects) and not added:
                 self._version += 1
                 self._changed.notify_all()
@@ -171,8 +173,7 @@ class MarketState:
         applied_at = time.time()
         with self._lock:
             for aggregate in result.aggregates:
-                self._stocks[aggregate.symbol] = aggregate
-                self._applied_batch[aggregate.symbol] = result.batch_id
+                self._put_stock(aggregate.symbol, aggregate, result.batch_id)
             for tick in ticks:
                 self._add_recent(tick)
             for candle in result.candles:
@@ -193,7 +194,7 @@ class MarketState:
             self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
                                    for t in ticks if t.ingest_time is not None and not self._live.saw(t.event_id))
             self._live.session_start_us = self._session_start_us()
-            self._live.confirm({a.symbol: result.offsets for a in result.aggregates}, self._latest_us())
+            self._live.confirm({a.symbol: result.offsets for a in result.aggregates}, self._latest)
             if self._live_rejects.confirm(result.offsets) or result.changes_market:
                 self._version += 1
                 self._updated_at = applied_at
@@ -243,7 +244,7 @@ class MarketState:
             stocks: Mapping[str, StockAggregate] = self._stocks
             if self._live.symbols():
                 stocks = self._live.stocks_with_live(stocks)
-                candles = self._live.candles_with_live(candles, self._latest_us())
+                candles = self._live.candles_with_live(candles, self._latest)
             live_days = self._live.minutes_by_day()
             trading_day = self._book.days.trading_day({s: max(days) for s, days in live_days.items()})
             self._cached = MarketSnapshot(

@@ -217,6 +217,6 @@ def test_live_candles_join_the_recorded_series_as_a_whole_rebuild_would(recorded
     live.confirm({"INFY": {0: 99}}, {})
     # The first tick is one the record holds already: the live ticks after it follow on, and are shown.
     live.add([tick(99, seconds=1), *(tick(100 + n, seconds=m * 60 + 2) for n, m in enumerate(live_minutes))], {})
-    assert live.symbols() == ["INFY"]
+    assert live.symbols() == ("INFY",)
     latest = {"INFY": int((T0 + timedelta(minutes=20)).timestamp() * 1_000_000)}
     assert live.candles_with_live(recorded, latest) == whole_series_with_live(live, recorded, latest)
