@@ -9,6 +9,7 @@ import numpy as np
 import psutil
 
 from bench.common import WARMING, machine_line
+from bench.resources import STOLEN
 from pipeline.settings import PROJECT_ROOT
 
 # The processes of the stack as `make run` starts it (the app hosts the Spark queries); the rest is the
@@ -82,6 +83,7 @@ def cpu_groups(resources: dict[str, dict[str, float]]) -> dict[str, float]:
     groups["stack"] = sum(cpu.get(name, 0.0) for name in STACK)
     groups["Chromium"] = sum(value for name, value in cpu.items() if name.startswith("Chromium"))
     groups["bench"] = sum(value for name, value in cpu.items() if name.startswith(("bench", "Playwright")))
+    groups["stolen"] = cpu.get(STOLEN, 0.0)
     return {name: round(value, 1) for name, value in groups.items()}
 
 
@@ -108,8 +110,8 @@ def print_tables(result: dict) -> None:
             print(f"  {phase['phase']}: {phase['achieved_per_s']:,.0f} trades/s inserted, {phase['via_live_ticks']} of "
                   f"{phase['probes']} probes reached the app's state by the live ticks first (else the micro-batch)")
     _main_bench_state()
-    names = [*SHORT.values(), "stack", "Chromium", "bench"]
-    print("\nCPU (mean %, 100 = one core)")
+    names = [*SHORT.values(), "stack", "Chromium", "bench", "stolen"]
+    print("\nCPU (mean %, 100 = one core; stolen: by the host from this VM)")
     print(f"{'phase':<28} " + " ".join(f"{name:>9}" for name in names))
     by_phase = {}
     for phase in result["phases"]:

@@ -11,6 +11,10 @@ import psutil
 
 from pipeline.waits import wait_until
 
+# The host's share: CPU time the hypervisor gave other guests while this VM's threads were ready to run, as a
+# process would show it (100 = one core). A phase with much of it says the VM, not the code, was slow then.
+STOLEN = "VM: stolen by the host"
+
 
 class ResourceSampler:
     """CPU and RSS of named processes (a pid of None, a service not started here, is left out)."""
@@ -23,6 +27,7 @@ class ResourceSampler:
         self._stop = threading.Event()
         for process in self.processes.values():
             self._cpu(process)  # the first reading only starts psutil's clock
+        self._stolen_at = self._stolen()
         self._thread = threading.Thread(target=self._run, name="resources", daemon=True)
         self._thread.start()
 
@@ -45,10 +50,17 @@ class ResourceSampler:
         except psutil.Error:
             return 0.0
 
+    @staticmethod
+    def _stolen() -> tuple[float, float]:
+        return time.monotonic(), getattr(psutil.cpu_times(), "steal", 0.0)  # (Linux only: else none is shown)
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             for name, process in list(self.processes.items()):
                 self._samples[self.phase][name].append((self._cpu(process), self._rss(process)))
+            (was_at, was), (now_at, now) = self._stolen_at, self._stolen()
+            self._stolen_at = now_at, now
+            self._samples[self.phase][STOLEN].append((100 * (now - was) / max(now_at - was_at, 1e-3), 0.0))
 
     def recent_cpu(self, names: Iterable[str], samples: int, after: Mapping[str, int] | None = None) -> float | None:
         """The summed CPU % of these processes, averaged over the current phase's last ``samples`` samples;
