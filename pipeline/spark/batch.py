@@ -13,6 +13,7 @@ of candles, written to the late ledger.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,18 @@ def classify(rows: Iterable[Any]) -> Classified:
     return found
 
 
+class StoppedMidBatch(Exception):
+    """The query was stopped while this batch ran; it was not committed, and runs again at the next start."""
+
+
+# What Spark takes for a foreachBatch function interrupted by ``query.stop()`` (``StreamExecution.PROXY_ERROR``,
+# matched against the error's whole text by a pattern that recurses once per character): said in those words
+# and short. The long Py4J error a stop otherwise raises (a Python traceback holding the Java one) overflowed
+# the stream thread's stack in that match, and the JVM printed a StackOverflowError at every stop mid-batch.
+STOPPED_MID_BATCH = ("py4j.protocol.Py4JJavaError: An error occurred while calling the batch handler: "
+                     "java.lang.InterruptedException (the query was stopped mid-batch; it runs again at the next start)")
+
+
 class BatchHandler:
     """The ``foreachBatch`` function: collects one small result and hands it to the sinks, then the state."""
 
@@ -109,8 +122,17 @@ class BatchHandler:
         self.lateness_us = lateness_s * 1_000_000
         self.replay_horizon_s = replay_horizon_s
         self.clock: ReplayClock | None = self.sinks.clock.load() if self.sinks.clock is not None else None
+        self.stopping = threading.Event()  # set before the query is stopped
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self._handle(batch, batch_id)
+        except Exception:
+            if not self.stopping.is_set():
+                raise
+            raise StoppedMidBatch(STOPPED_MID_BATCH) from None
+
+    def _handle(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         latest_before = self.state.latest_trade_us()
         watermarks = {symbol: latest - self.lateness_us for symbol, latest in latest_before.items()}

@@ -69,6 +69,7 @@ class MarketJob(SupervisedQuery):
         self._mongo: MongoClient | None = None
         self.sinks = BatchSinks()
         self.listed = mongo.ListedSymbols(settings)  # what the listed-symbol check of each batch uses
+        self._handler: BatchHandler | None = None
 
     def _start_query(self) -> StreamingQuery:
         checkpoint = checkpoint_dir(self.settings, self.name)
@@ -77,8 +78,8 @@ class MarketJob(SupervisedQuery):
             self.sinks = self._open_sinks(checkpoint)
         if self.spark is None:
             self.spark = spark_session(self.settings)
-        handler = BatchHandler(self.state, self.listed, self.sinks, self.settings.candle_lateness_s,
-                               self.settings.dedupe_horizon_s)
+        self._handler = handler = BatchHandler(self.state, self.listed, self.sinks, self.settings.candle_lateness_s,
+                                               self.settings.dedupe_horizon_s)
         writer = (
             market_stream(trades_source(self.spark, self.settings, maxOffsetsPerTrigger=MAX_OFFSETS_PER_TRIGGER),
                           self.settings.dedupe_horizon_s, self.settings.max_clock_skew_s)
@@ -109,6 +110,11 @@ class MarketJob(SupervisedQuery):
             late_by_symbol=late.counts(), offsets=offsets))
         return BatchSinks(aggregates, candles, rejected, late, AggregatePublisher(self.settings), activity,
                           ReplayClockStore(db, lineage))
+
+    def _stop_query(self) -> None:
+        if self._handler is not None:
+            self._handler.stopping.set()  # a batch stopped halfway says so in the words Spark takes for a stop
+        super()._stop_query()
 
     def _release(self) -> None:
         self.sinks.close()
