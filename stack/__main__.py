@@ -50,8 +50,10 @@ def _run(stack: LocalStack, command: list[str]) -> int:
         print("error: `run` needs a command, e.g. python -m stack run -- streamlit run app.py", file=sys.stderr)
         return 2
     child: subprocess.Popen | None = None
+    asked: set[int] = set()  # the signals passed on: a stop the user asked for
 
     def forward(signum: int, _frame: object) -> None:
+        asked.add(signum)
         if child is not None and child.poll() is None:
             child.send_signal(signum)
 
@@ -59,7 +61,16 @@ def _run(stack: LocalStack, command: list[str]) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, forward)
         child = subprocess.Popen(command, env={**os.environ, **ready.service_env()})
-        return child.wait()
+        return exit_status(child.wait(), asked)
+
+
+def exit_status(returncode: int, asked: set[int]) -> int:
+    """The command's status, except that ending by a signal passed on to it is the stop the user asked for: 0.
+    (Its -15 went on as ``sys.exit(-15)``, status 241, and ``make run`` printed "Error 241" at every Ctrl-C or
+    SIGTERM.) Ending by a signal nobody asked for stays a failure: 128 + the signal, as a shell says it."""
+    if returncode < 0:
+        return 0 if -returncode in asked else 128 - returncode
+    return returncode
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -127,3 +128,24 @@ def test_pid_files_naming_other_processes_are_neither_reused_nor_signalled(tmp_p
         local.services[name].stop()
     assert sent == []
     assert len(messages) == 3 and sum("older format" in m for m in messages) == 1, messages
+
+
+def test_stack_run_stopped_by_sigterm_exits_0_and_stops_nothing_it_reused(stack: Settings, base_settings: Settings):
+    """``make run`` stopped as asked (SIGTERM, Ctrl-C) ends with status 0: make printed "Error 241" every time."""
+    ours = {"STOCKDASH_DATA_DIR": str(base_settings.data_dir), "LOCAL_MONGO_PORT": str(base_settings.local_mongo_port),
+            "LOCAL_KAFKA_PORT": str(base_settings.local_kafka_port), "TRADES_TOPIC": base_settings.trades_topic,
+            "SPARK_JARS": base_settings.spark_jars or ""}
+    inherited = {k: v for k, v in os.environ.items() if k not in base_settings.service_env() and not k.startswith("LOCAL_")}
+    app = "print('ready', flush=True); import threading; threading.Event().wait(120)"
+    run = subprocess.Popen([sys.executable, "-m", "stack", "run", "--", sys.executable, "-c", app],
+                           env={**inherited, **ours}, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        assert run.stdout is not None and run.stdout.readline() == "ready\n"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 0
+    finally:
+        run.kill()
+        run.communicate(timeout=10)
+    assert mongo.ping(mongo.client(stack))  # the session's services, reused, still run
+    assert topics.kafka_ready(stack.effective_kafka_bootstrap)
