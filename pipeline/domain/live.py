@@ -46,6 +46,9 @@ PENDING_KEPT = 20_000
 # Event ids of the latest live ticks: a change event the CDC sent twice (after a restart) is shown once,
 # also when the record applied the first copy already. Bounded; the record drops older replays itself.
 SEEN_KEPT = 100_000
+# Ticks are queued and folded in at the next read (a snapshot, a record's batch), at most this many: folded per poll,
+# at 10,000 a second they came one or two per symbol and run, and folding a run costs about what its ticks do.
+QUEUED_MAX = 5_000
 DEFAULT_LATENESS_S = 120  # CANDLE_LATENESS_S's default; the feed sets the configured one
 NO_CUT_US = -(2 ** 63)  # no late rule yet (no record, no session): every tick goes into the candles
 
@@ -109,6 +112,21 @@ class LiveTicks:
         self.candles: dict[str, dict[tuple[str, int, int], Candle]] = {}
         self.seen: OrderedDict[str, None] = OrderedDict()
         self._shown: tuple[str, ...] | None = None  # symbols(), until add, confirm or reset (a snapshot asks it five times)
+        self.queued: list[tuple[float, list[LiveTick]]] = []  # (when queued, ticks), not folded in yet
+        self._queued_count = 0
+
+    def queue(self, at: float, ticks: list[LiveTick]) -> bool:
+        """Ticks to fold in at the next :meth:`fold`; whether that should be now (the queue is full)."""
+        self.queued.append((at, ticks))
+        self._queued_count += len(ticks)
+        return self._queued_count >= QUEUED_MAX
+
+    def fold(self, recorded_latest_us: Mapping[str, int]) -> list[tuple[float, Tick]]:
+        """The queued ticks, as one :meth:`add`: bigger runs. Returns the new ones with when each was queued."""
+        queued, self.queued, self._queued_count = self.queued, [], 0
+        added = self.add([live for _, ticks in queued for live in ticks], recorded_latest_us)
+        queued_at = {id(live.tick): at for at, ticks in queued for live in ticks} if added else {}
+        return [(queued_at[id(tick)], tick) for tick in added]
 
     def add(self, ticks: Iterable[LiveTick], recorded_latest_us: Mapping[str, int]) -> list[Tick]:
         """Take the ticks the record has not applied; returns those new here (a restarted real-time query
@@ -193,6 +211,7 @@ class LiveTicks:
     def reset(self) -> None:
         """The feed lost its place: what it holds may have gaps; show the record alone until it is past them."""
         self._shown = None
+        self.queued, self._queued_count = [], 0
         for held in (self.first, self.runs, self.places, self.aggregates, self.candles):
             held.clear()
 

@@ -20,6 +20,7 @@ from pipeline.domain.days import session_start_s
 from pipeline.domain.live import LiveTick, LiveTicks
 from pipeline.domain.live_rejects import LiveReject, LiveRejects
 from pipeline.domain.metrics import StockAggregate, merge
+from pipeline.domain.recent import RecentTicks
 from pipeline.domain.snapshot import Activity, BatchReport, BatchResult, Freshness, MarketSnapshot, Persisted, Tick
 
 RECENT_TICKS_KEPT = 500
@@ -38,8 +39,7 @@ class MarketState:
     _stocks: dict[str, StockAggregate] = field(default_factory=dict, repr=False)
     _latest: dict[str, int] = field(default_factory=dict, repr=False)  # NAV times (epoch us), kept: read at each live poll
     _applied_batch: dict[str, int] = field(default_factory=dict, repr=False)
-    _recent: dict[str, deque[Tick]] = field(default_factory=dict, repr=False)
-    _recent_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _recent: RecentTicks = field(init=False, repr=False)
     _rejected: Counter = field(default_factory=Counter, repr=False)
     _late: Counter = field(default_factory=Counter, repr=False)
     _rejected_symbols: Counter = field(default_factory=Counter, repr=False)
@@ -61,6 +61,7 @@ class MarketState:
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
+        self._recent = RecentTicks(self.recent_ticks_kept)
 
     def load(self, persisted: Persisted) -> None:
         """Start from (or, in reading mode, catch up with) what was persisted."""
@@ -82,6 +83,7 @@ class MarketState:
                 self._book.prune()
             for symbol, (aggregate, batch_id) in persisted.aggregates.items():
                 self._put_stock(symbol, aggregate, batch_id)
+            self._fold_live()
             self._live.confirm(persisted.offsets, self._latest)
             self._version += 1
             self._updated_at = time.time() if persisted.aggregates else self._updated_at
@@ -89,7 +91,7 @@ class MarketState:
 
     def _load_activity(self, activity: Activity) -> None:
         for tick in activity.ticks:
-            self._add_recent(tick)
+            self._recent.add(tick)
         for report, delays in activity.reports:
             self._reports.append(report)
             self._last_batch = report
@@ -128,30 +130,35 @@ class MarketState:
                    ledgers: bool = True) -> None:
         """Trades and rejects the real-time query passed on (``pipeline.domain.live``, ``live_rejects``): on
         screen and, with ``ledgers``, in the rejected and late counts until the record has them (only a record
-        applied here confirms them by offset)."""
+        applied here confirms them by offset). The trades are queued and folded in at the next read."""
         applied_at = time.time()
+        ticks = list(ticks)
         with self._lock:
             self._live_ledgers = ledgers
             self._live.lateness_us = lateness_s * 1_000_000
-            self._live.session_start_us = self._session_start_us()
-            added = self._live.add(ticks, self._latest)
-            if ledgers and self._live_rejects.add(rejects) and not added:
+            rejected = ledgers and self._live_rejects.add(rejects)
+            if ticks:
+                self._updated_at = applied_at
+                if self._live.queue(applied_at, ticks):  # nobody reads: bound the queue
+                    self._fold_live()
+            if ticks or rejected:
                 self._version += 1
                 self._changed.notify_all()
-            if not added:
-                return
-            for tick in sorted(added, key=lambda t: (t.trade_time, t.event_id)):
-                self._add_recent(tick)
-            self._freshness.extend((applied_at, applied_at - t.ingest_time.timestamp())
-                                   for t in added if t.ingest_time is not None)
-            self._version += 1
-            self._updated_at = applied_at
-            self._changed.notify_all()
+
+    def _fold_live(self) -> None:
+        """The queued live ticks into the live figures, by the record's late rule as it is now (every change of
+        the record folds them first); the new ones into the latest trades, each a freshness sample."""
+        if self._live.queued:
+            self._live.session_start_us = self._session_start_us()
+            added = self._live.fold(self._latest)
+            for _, tick in sorted(added, key=lambda new: (new[1].trade_time, new[1].event_id)):
+                self._recent.add(tick)
+            self._freshness.extend((at, at - t.ingest_time.timestamp()) for at, t in added if t.ingest_time is not None)
 
     def reset_live(self) -> None:
         """The live feed lost its place (it reconnected): show the record alone until it is past the gap."""
         with self._lock:
-            if self._live.first or self._live_rejects.pending:  # it has followed the topic: start afresh
+            if self._live.first or self._live.queued or self._live_rejects.pending:  # it has followed the topic: afresh
                 self._live.reset()
                 self._live_rejects.reset()
                 self._version += 1
@@ -172,10 +179,11 @@ class MarketState:
         ticks = sorted(result.ticks, key=lambda tick: (tick.trade_time, tick.event_id))
         applied_at = time.time()
         with self._lock:
+            self._fold_live()  # by the late rule the live ticks came under
             for aggregate in result.aggregates:
                 self._put_stock(aggregate.symbol, aggregate, result.batch_id)
             for tick in ticks:
-                self._add_recent(tick)
+                self._recent.add(tick)
             for candle in result.candles:
                 self._book.put(candle, result.batch_id)
             if result.candles:
@@ -201,27 +209,6 @@ class MarketState:
             self._query_error = None
             self._changed.notify_all()
 
-    def _add_recent(self, tick: Tick) -> None:
-        """Into the symbol's latest trades, once: the live path and the record both bring each trade."""
-        recent = self._recent.setdefault(tick.symbol, deque(maxlen=self.recent_ticks_kept))
-        ids = self._recent_ids.setdefault(tick.symbol, set())
-        key = (tick.trade_time, tick.event_id)
-        if tick.event_id in ids or (len(recent) == recent.maxlen and key < (recent[0].trade_time, recent[0].event_id)):
-            return  # kept already, or older than every kept trade (a record far behind the live ticks)
-        if len(recent) == recent.maxlen:
-            ids.discard(recent[0].event_id)
-        ids.add(tick.event_id)
-        if recent and key < (recent[-1].trade_time, recent[-1].event_id):
-            # Out of order (live ticks and the record interleave): insert in place, searching from the newest end.
-            if len(recent) == recent.maxlen:
-                recent.popleft()  # as append() would have dropped it; its id is gone already
-            at = len(recent)
-            while at and key < (recent[at - 1].trade_time, recent[at - 1].event_id):
-                at -= 1
-            recent.insert(at, tick)
-        else:
-            recent.append(tick)
-
     def record_dropped_as_old(self, count: int) -> None:
         """Change events the replay filter dropped as older than its horizon (taken for replays)."""
         with self._lock:
@@ -240,6 +227,7 @@ class MarketState:
         with self._lock:
             if self._cached is not None and self._cached.version == self._version:
                 return self._cached
+            self._fold_live()
             candles = self._book.series()
             stocks: Mapping[str, StockAggregate] = self._stocks
             if self._live.symbols():
@@ -249,7 +237,7 @@ class MarketState:
             trading_day = self._book.days.trading_day({s: max(days) for s, days in live_days.items()})
             self._cached = MarketSnapshot(
                 stocks=MappingProxyType(dict(stocks)),
-                recent_ticks=MappingProxyType({symbol: tuple(ticks) for symbol, ticks in self._recent.items()}),
+                recent_ticks=MappingProxyType(self._recent.by_symbol()),
                 rejected_by_reason=MappingProxyType(dict(self._rejected + self._live_rejects.by_reason())),
                 late_by_symbol=MappingProxyType(dict(self._late + self._live.late_by_symbol() if self._live_ledgers
                                                      else self._late)),
@@ -274,6 +262,7 @@ class MarketState:
         only, if given (a look at the current delay that costs no scan of every sample under the lock)."""
         since = (now or time.time()) - window_s
         with self._lock:
+            self._fold_live()
             delays = sorted(delay for applied_at, delay in islice(reversed(self._freshness), newest) if applied_at >= since)
         return Freshness.of(delays)
 
@@ -290,7 +279,8 @@ class MarketState:
 
     def recent_ticks_of(self, symbols: Iterable[str]) -> dict[str, tuple[Tick, ...]]:
         with self._lock:
-            return {symbol: tuple(self._recent.get(symbol, ())) for symbol in symbols}
+            self._fold_live()
+            return {symbol: self._recent.of(symbol) for symbol in symbols}
 
     def wait_for_change(self, after_version: int, timeout: float) -> int:
         """Block until ``version`` exceeds ``after_version`` (or timeout); returns the version."""

@@ -102,6 +102,27 @@ def test_a_reconnected_feed_shows_the_record_alone_until_the_record_is_past_its_
     assert figures(state) == oracle([tick(n) for n in range(5)])
 
 
+def test_ticks_read_before_a_reconnect_are_dropped_with_it_even_if_not_folded_in_yet():
+    state = MarketState()
+    record(state, 0, [tick(0)])
+    state.apply_live([tick(2)], LATENESS_S)  # queued; nobody has read the state since
+    state.reset_live()
+    state.apply_live([tick(5)], LATENESS_S)  # 3 and 4 were missed while reconnecting
+    record(state, 1, [tick(1), tick(2)])
+    assert figures(state) == oracle([tick(n) for n in range(3)])  # not 5 (a gap before it): the record alone
+
+
+def test_queued_live_ticks_are_folded_in_by_themselves_when_nobody_reads(monkeypatch):
+    monkeypatch.setattr("pipeline.domain.live.QUEUED_MAX", 10)
+    state = MarketState()
+    state.apply_live([tick(0)], LATENESS_S)
+    record(state, 0, [tick(0)])
+    for n in range(1, 25):
+        state.apply_live([tick(n)], LATENESS_S)
+    assert len(state._live.queued) < 10  # noqa: SLF001 - the bound is what is tested
+    assert figures(state) == oracle([tick(n) for n in range(25)])
+
+
 def test_a_trade_is_one_freshness_sample_whichever_path_brings_it_first():
     def ingested(n: int) -> LiveTick:
         live = tick(n)
