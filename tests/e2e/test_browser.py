@@ -431,3 +431,24 @@ def test_switching_pages_while_trades_flow_never_leaves_a_page_blank(browser_pag
         page.get_by_role("link", name="Market").click()
         expect(page.locator("details").filter(has_text="As text")).to_be_visible(timeout=30_000)
     no_console_errors(page)
+
+
+def test_the_market_figures_fit_a_1366_px_laptop_with_eight_digit_counts(browser_page: Page, app_url: str,
+                                                                        app_settings: Settings):
+    """Six figures share the Market page's row beside the sidebar: at 1366 px "Trades today" at 4,350,095 ended in
+    an ellipsis. Each value is given ten characters here (a busy day's count), and none may be cut."""
+    client = mongo.client(app_settings)
+    client[app_settings.database]["transaction"].insert_one({"symbol": "INFY", "price": 1500.0, "quantity": 1})
+    client.close()
+    context = browser_page.context.browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        page.goto(app_url)
+        expect(page.get_by_test_id("liveMarket")).to_be_visible(timeout=60_000)
+        values = page.locator(".sd-figures.sd-six .sd-value")
+        expect(values.first).to_be_visible(timeout=60_000)
+        cut = values.evaluate_all("els => els.map(e => { e.textContent = '12,345,678'; return [e.scrollWidth, e.clientWidth]; })"
+                                  ".filter(([scroll, client]) => scroll > client)")
+        assert values.count() == 6 and cut == [], cut
+    finally:
+        context.close()
