@@ -68,6 +68,9 @@ def test_missing_trade_time_falls_back_to_cluster_time(spark):
     [
         ("this is not json", "not_json"),
         ("[1, 2, 3]", "not_json"),
+        # NaN is no JSON number, though Spark's JSON reader would take it by default.
+        ('{"_id": {"_data": "n1"}, "operationType": "insert", "fullDocument": {"symbol": "INFY", "price": NaN}}',
+         "not_json"),
         (change_event("e1", trade_doc("INFY", 1), op="drop"), "unsupported_operation"),
         (change_event("e2", None), "missing_document"),
         (change_event("e3", {"price": 1, "quantity": 1}), "missing_symbol"),
@@ -93,6 +96,15 @@ def test_bad_input_is_rejected_with_its_reason(spark, message, reason):
     [row] = parse(spark, [message])
     assert row["reject_reason"] == reason
     assert reason in REJECT_REASONS
+
+
+def test_a_field_named_like_the_parsers_own_column_is_just_a_field(spark):
+    # The envelope's parser puts a message it cannot read whole into a column of that name: a document that
+    # brings the name itself is still an ordinary, valid trade.
+    forged = json.loads(change_event("f1", trade_doc("INFY", 10)))
+    forged["stockdash_unparsed"] = "anything"
+    [row] = parse(spark, [json.dumps(forged)])
+    assert (row["reject_reason"], row["event_id"], row["price"]) == (None, "f1", Decimal("10.0000"))
 
 
 def test_one_output_row_per_message_and_valid_rows_survive_bad_neighbours(spark):
