@@ -99,7 +99,7 @@ def test_bad_input_is_rejected_with_its_reason(spark, message, reason):
 
 
 def test_a_field_named_like_the_parsers_own_column_is_just_a_field(spark):
-    # The envelope's parser puts a message it cannot read whole into a column of that name: a document that
+    # The envelope's parser puts a message it cannot read whole into a column of that name: a change event that
     # brings the name itself is still an ordinary, valid trade.
     forged = json.loads(change_event("f1", trade_doc("INFY", 10)))
     forged["stockdash_unparsed"] = "anything"
